@@ -1,0 +1,1 @@
+"""jaxdigits: JAX reproductions of two PyTorch MNIST studies."""

@@ -1,0 +1,73 @@
+"""Orbax checkpoints of a run directory.
+
+    <workdir>/checkpoints/<epoch>/   latest training state (params, optimizer,
+                                     early-stopping bookkeeping, best params)
+    <workdir>/best/<epoch>/          per-seed best params (lowest val loss)
+
+Both are orbax CheckpointManagers; each keeps its newest step. The state
+checkpoint holds everything needed to resume exactly: the per-epoch PRNG
+keys are derived from (seed, epoch), so no key needs saving.
+"""
+
+import pathlib
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from orbax.checkpoint import checkpoint_managers
+
+STATE_DIR, BEST_DIR = "checkpoints", "best"
+
+
+def manager(directory: pathlib.Path, keep: int = 1) -> ocp.CheckpointManager:
+    options = ocp.CheckpointManagerOptions(
+        create=True,
+        enable_async_checkpointing=False,
+        preservation_policy=checkpoint_managers.LatestN(keep),
+    )
+    return ocp.CheckpointManager(directory.absolute(), options=options)
+
+
+class RunCheckpoints:
+    """The latest state and the best params of one run directory."""
+
+    def __init__(self, workdir: pathlib.Path):
+        self.state = manager(workdir / STATE_DIR)
+        self.best = manager(workdir / BEST_DIR)
+
+    def latest_epoch(self) -> int | None:
+        return self.state.latest_step()
+
+    def restore_state(self, target):
+        """The latest state; best params saved after it (by a run that died) are dropped."""
+        step = self.state.latest_step()
+        for stale in [s for s in self.best.all_steps() if s > step]:
+            self.best.delete(stale)
+        return self.state.restore(step, args=ocp.args.StandardRestore(target))
+
+    def save(self, epoch: int, state, improved: bool):
+        """Saves the state of `epoch`, and the best params if any seed improved."""
+        if improved:
+            best = {k: state[k] for k in ("best_params", "best_epoch", "best_val_loss")}
+            self.best.save(epoch, args=ocp.args.StandardSave(best))
+        self.state.save(epoch, args=ocp.args.StandardSave(state), force=True)
+        self.state.wait_until_finished()
+        self.best.wait_until_finished()
+
+    def close(self):
+        self.state.close()
+        self.best.close()
+
+
+def restore_best(workdir: str | pathlib.Path) -> dict:
+    """{'best_params', 'best_epoch', 'best_val_loss'} of a finished or running run."""
+    directory = pathlib.Path(workdir) / BEST_DIR
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{workdir}: no best checkpoint ({directory} does not exist)")
+    mgr = manager(directory)
+    step = mgr.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"{directory}: holds no checkpoint step")
+    restored = mgr.restore(step, args=ocp.args.StandardRestore())
+    mgr.close()
+    return jax.tree.map(np.asarray, restored)

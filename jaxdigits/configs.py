@@ -1,0 +1,64 @@
+"""Settings shared by the experiment configs in configs/ (here the mislabeled-MNIST study).
+
+Each config file calls `base()` and changes what its part changed. The
+arg after the colon (`configs/part3.py:smoke`, `:pretrained`, or both,
+comma-separated) selects variants.
+"""
+
+import ml_collections
+
+# Normalisation constants of the original, on the 0..255 pixel scale.
+MNIST_TEST_NORM = (0.1362 * 255, 0.2893 * 255)
+MISLABELED_NORM = (34.33, 75.80)
+PHOTO_NORM = (0.0583 * 255, 0.2322 * 255)
+
+
+def base(arg: str | None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.model = "five_conv"
+    c.num_classes = 10
+    c.seeds = (0,)
+    c.init = ""  # a run directory whose best params initialise this run
+    c.batch_size = 32
+    c.eval_batch_size = 500
+    c.learning_rate = 1e-3
+    c.weight_decay = 1e-4  # torch Adam's L2 term, added to the gradient
+    c.class_weights = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)  # "tricky" 0, 1, 5
+    c.num_epochs = 30  # an upper bound: early stopping ends the runs
+    c.patience = 1
+    c.progress_every = 20
+    c.steps_per_call = 0  # 0: whole epoch per call (accelerators), 10 on CPU; see steps.py
+
+    c.data = d = ml_collections.ConfigDict()
+    d.name = "mnist"
+    d.path = ""  # the original's files, when a user has them
+    d.mnist_dir = ""  # default: $JAXDIGITS_DATA_DIR
+    d.label_seed = 0
+    d.val_fraction = 0.1
+    d.image_size = (90, 120)
+    d.mean, d.std = MNIST_TEST_NORM
+    d.test_mean, d.test_std = MNIST_TEST_NORM
+    d.limit = 0  # use only the first N pool images (0: all)
+    d.test_limit = 0
+    d.augment = False
+    d.rotation_deg = 30.0
+    d.translate = 0.1
+    d.noise_std = 0.1
+    return c
+
+
+def args(arg: str | None) -> set[str]:
+    known = {"smoke", "pretrained"}
+    given = set(filter(None, (arg or "").split(",")))
+    if given - known:
+        raise ValueError(f"unknown config arg(s) {sorted(given - known)}; known: {sorted(known)}")
+    return given
+
+
+def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A tiny subset and one short epoch: for tests and a first try on a laptop."""
+    c.data.limit = 640
+    c.data.test_limit = 500
+    c.num_epochs = 1
+    c.eval_batch_size = 64
+    return c

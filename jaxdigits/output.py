@@ -1,0 +1,74 @@
+"""What a run writes for people: metrics lines, summary.json, a table, figures."""
+
+import json
+import pathlib
+
+import numpy as np
+
+METRICS, SUMMARY, CONFUSION = "metrics.jsonl", "summary.json", "confusion_test.png"
+SUMMARY_KEYS = ("test_accuracy", "val_accuracy", "epochs", "train_seconds")
+
+
+def append_metrics(workdir: pathlib.Path, record: dict):
+    with open(workdir / METRICS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def truncate_metrics(workdir: pathlib.Path, last_epoch: int):
+    """Keeps the metric lines up to `last_epoch` (a resumed run rewrites the rest)."""
+    path = workdir / METRICS
+    if path.exists():
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        kept = [ln for ln in lines if json.loads(ln)["epoch"] <= last_epoch]
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+
+def read_metrics(workdir: pathlib.Path) -> list[dict]:
+    path = workdir / METRICS
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def summary(seeds, per_seed: list[dict]) -> dict:
+    """One record per seed; the top-level figures are their mean."""
+    top = {k: float(np.mean([r[k] for r in per_seed])) for k in SUMMARY_KEYS}
+    if len(seeds) > 1:
+        top.update(seeds=list(seeds), per_seed=per_seed)
+    return top
+
+
+def write_json(path: pathlib.Path, data: dict):
+    tmp = path.with_suffix(path.suffix + ".partial")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)  # a reader never sees half a file
+
+
+def table(seeds, per_seed: list[dict]) -> str:
+    lines = ["| seed | test acc | val acc | best epoch | epochs | train s |", "|---" * 6 + "|"]
+    for seed, r in zip(seeds, per_seed, strict=True):
+        lines.append(
+            f"| {seed} | {100 * r['test_accuracy']:.2f} % | {100 * r['val_accuracy']:.2f} % "
+            f"| {r['best_epoch']} | {r['epochs']} | {r['train_seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def confusion(labels: np.ndarray, preds: np.ndarray, n: int = 10) -> np.ndarray:
+    return np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
+
+
+def plot_confusion(path: pathlib.Path, matrices: list[np.ndarray], titles: list[str]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 4), squeeze=False)
+    for ax, m, title in zip(axes[0], matrices, titles, strict=True):
+        ax.imshow(m, cmap="Blues")
+        for (i, j), v in np.ndenumerate(m):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
+        ax.set(title=title, xlabel="predicted", ylabel="true digit", xticks=range(10),
+               yticks=range(10))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,30 @@
+"""Train a config:  python -m jaxdigits.train --config configs/part3.py --workdir ckpts/part3
+
+Any config value can be overridden, e.g. --config.seeds='(0, 10, 42)' or
+--config.data.path=mnistTask3.zip. Re-running the same command resumes.
+"""
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from jaxdigits import trainer
+from jaxdigits.data import DataError
+
+config_flags.DEFINE_config_file("config", None, "Experiment config file (FILE.py[:ARG]).")
+flags.DEFINE_string("workdir", None, "Run directory for checkpoints, metrics and figures.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    try:
+        trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+    except (DataError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    app.run(main)

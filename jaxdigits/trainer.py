@@ -1,0 +1,220 @@
+"""train_and_evaluate(config, workdir): one run, all its seeds in one program."""
+
+import json
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from jaxdigits import checkpoint, data, models, output, steps
+from jaxdigits.data import pipeline
+
+CONFIG = "config.json"
+
+
+def _check_config(config, workdir: pathlib.Path):
+    """A workdir holds one experiment: resuming with another config is refused."""
+    seeds = tuple(config.seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"config.seeds must be non-empty and distinct, got {seeds}")
+    path = workdir / CONFIG
+    current = json.loads(config.to_json())
+    if path.exists():
+        saved = json.loads(path.read_text())
+        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if diff:
+            raise ValueError(
+                f"{path}: the run in this workdir used another config (differs in: "
+                f"{', '.join(diff)}). Use a new --workdir or the same config."
+            )
+    else:
+        output.write_json(path, current)
+
+
+def _splits(n, config):
+    splits = [pipeline.split_indices(n, config.data.val_fraction, s) for s in config.seeds]
+    train_idx, val_idx = (np.stack(x) for x in zip(*splits, strict=True))
+    if train_idx.shape[1] < config.batch_size:
+        raise ValueError(
+            f"config.batch_size={config.batch_size} is larger than the training split "
+            f"({train_idx.shape[1]} images)"
+        )
+    return train_idx, val_idx
+
+
+def _init_params(model, config):
+    """Per-seed params: fresh (torch-style init), or another run's best params."""
+    fresh = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(
+        jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
+    )
+    if not config.init:
+        return fresh
+    source = checkpoint.restore_best(config.init)["best_params"]
+    n_src = jax.tree.leaves(source)[0].shape[0]
+    n = len(config.seeds)
+    if n_src not in (1, n):
+        raise ValueError(f"{config.init}: has {n_src} seeds; cannot initialise {n} seeds from it")
+
+    def take(src, ref):
+        if src.shape[1:] != ref.shape[1:]:
+            raise ValueError(f"{config.init}: param shape {src.shape[1:]} != {ref.shape[1:]}")
+        return jnp.asarray(np.broadcast_to(src, (n, *src.shape[1:])), ref.dtype)
+
+    return jax.tree.map(take, source, fresh)
+
+
+def _evaluator(model, config):
+    evaluate = steps.make_evaluate(model, tuple(config.data.image_size), config.eval_batch_size)
+
+    def run(params, images, labels, idx, mean, std):
+        """Per-seed (mean loss [S], accuracy [S], predictions [S, n])."""
+        n = idx.shape[1]
+        idx_p, mask = steps.padded(idx, config.eval_batch_size)
+        loss, preds = evaluate(params, images, labels, idx_p, mask, mean, std)
+        preds = np.asarray(preds)[:, :n]
+        truth = np.asarray(labels)[idx]
+        return np.asarray(loss), (preds == truth).mean(axis=1), preds
+
+    return run
+
+
+def test_metrics(model, config, ds: data.Data, params):
+    """Accuracy and predictions on the MNIST test split, per seed."""
+    n_seeds = jax.tree.leaves(params)[0].shape[0]
+    idx = np.broadcast_to(np.arange(len(ds.test_labels)), (n_seeds, len(ds.test_labels)))
+    _, acc, preds = _evaluator(model, config)(
+        params, jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels), idx,
+        config.data.test_mean, config.data.test_std,
+    )
+    return acc, preds
+
+
+def train_and_evaluate(config, workdir) -> dict:
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_config(config, workdir)
+    seeds = tuple(config.seeds)
+    n_seeds = len(seeds)
+
+    # Data: host arrays, moved to the device once.
+    ds = data.build(config.data)
+    train_idx, val_idx = _splits(len(ds.labels), config)
+    images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+
+    # Model, optimizer and the per-seed state.
+    model = models.get(config.model, num_classes=config.num_classes)
+    tx = steps.make_optimizer(config)
+    params = _init_params(model, config)
+    state = {
+        "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
+        "best_params": jax.tree.map(jnp.copy, params),  # train params are donated
+        "best_val_loss": jnp.full((n_seeds,), jnp.inf),
+        "best_epoch": jnp.zeros((n_seeds,), jnp.int32),
+        "wait": jnp.zeros((n_seeds,), jnp.int32),
+        "active": jnp.ones((n_seeds,), bool),
+        "train_seconds": jnp.zeros((n_seeds,)),
+    }
+
+    # Resume from the latest checkpoint, if any.
+    ckpts = checkpoint.RunCheckpoints(workdir)
+    start = ckpts.latest_epoch() or 0
+    if start:
+        state = ckpts.restore_state(state)
+        output.truncate_metrics(workdir, start)
+        print(f"resuming {workdir} after epoch {start}")
+    else:
+        output.truncate_metrics(workdir, 0)
+
+    # Train: one jitted call per epoch, validation, early stopping, checkpoint.
+    bar = tqdm.tqdm(total=train_idx.shape[1] // config.batch_size, unit="step", leave=False)
+    train_epoch = steps.make_train_epoch(
+        model, tx, config, progress=lambda t: bar.update(int(t) - bar.n)
+    )
+    evaluate = _evaluator(model, config)
+    seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    for epoch in range(start + 1, config.num_epochs + 1):
+        if not np.asarray(state["active"]).any():
+            break
+        bar.reset()
+        bar.set_description(f"epoch {epoch}/{config.num_epochs}")
+        t0 = time.perf_counter()
+        keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys)  # noqa: B023
+        active = state["active"]
+        state["train"], train_m = train_epoch(
+            state["train"], images, labels, train_idx, keys, active
+        )
+        jax.block_until_ready(state["train"])
+        seconds = time.perf_counter() - t0
+        val_loss, val_acc, _ = evaluate(
+            state["train"]["params"], images, labels, val_idx, config.data.mean, config.data.std
+        )
+        state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
+        ckpts.save(epoch, state, improved=bool(np.any(improved)))
+        record = {
+            "epoch": epoch,
+            "seconds": seconds,
+            **{k: np.asarray(v).tolist() for k, v in train_m.items()},
+            "val_loss": val_loss.tolist(),
+            "val_accuracy": val_acc.tolist(),
+            "active": np.asarray(active).tolist(),
+        }
+        output.append_metrics(workdir, record)
+        tqdm.tqdm.write(_epoch_line(record))
+    bar.close()
+    ckpts.close()
+    return finish(config, workdir, model, ds, state)
+
+
+def _early_stopping(state, active, val_loss, epoch, seconds, config):
+    """Lightning's EarlyStopping on val_loss (mode min, min_delta 0), per seed."""
+    active = np.asarray(active)
+    improved = active & (val_loss < np.asarray(state["best_val_loss"]))
+    wait = np.where(improved, 0, np.asarray(state["wait"]) + active)
+    sel = lambda new, old: jnp.where(  # noqa: E731
+        jnp.asarray(improved).reshape((-1,) + (1,) * (new.ndim - 1)), new, old
+    )
+    state = dict(state)
+    state["best_params"] = jax.tree.map(sel, state["train"]["params"], state["best_params"])
+    state["best_val_loss"] = jnp.where(improved, val_loss, state["best_val_loss"])
+    state["best_epoch"] = jnp.where(improved, epoch, state["best_epoch"])
+    state["wait"] = jnp.asarray(wait, jnp.int32)
+    state["active"] = jnp.asarray(active & (wait < config.patience))
+    state["train_seconds"] = state["train_seconds"] + jnp.where(active, seconds, 0.0)
+    return state, improved
+
+
+def _epoch_line(r):
+    fmt = lambda xs: " ".join(f"{x:.4f}" for x in xs)  # noqa: E731
+    return (
+        f"epoch {r['epoch']}: train loss {fmt(r['loss'])} acc {fmt(r['accuracy'])} | "
+        f"val loss {fmt(r['val_loss'])} acc {fmt(r['val_accuracy'])} | {r['seconds']:.1f} s"
+    )
+
+
+def finish(config, workdir, model, ds, state) -> dict:
+    """Tests each seed's best params on MNIST test; writes summary, table and figure."""
+    seeds = tuple(config.seeds)
+    test_acc, preds = test_metrics(model, config, ds, state["best_params"])
+    history = output.read_metrics(workdir)
+    per_seed = []
+    for i in range(len(seeds)):
+        best = int(state["best_epoch"][i])
+        per_seed.append({
+            "test_accuracy": float(test_acc[i]),
+            "val_accuracy": float(history[best - 1]["val_accuracy"][i]),
+            "val_loss": float(state["best_val_loss"][i]),
+            "best_epoch": best,
+            "epochs": int(sum(r["active"][i] for r in history)),
+            "train_seconds": float(state["train_seconds"][i]),
+        })
+    summary = output.summary(seeds, per_seed)
+    output.write_json(workdir / output.SUMMARY, summary)
+    matrices = [output.confusion(ds.test_labels, p) for p in preds]
+    output.plot_confusion(
+        workdir / output.CONFUSION, matrices, [f"seed {s}: MNIST test" for s in seeds]
+    )
+    print(output.table(seeds, per_seed))
+    return summary
