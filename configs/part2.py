@@ -1,6 +1,6 @@
 """Part 2: 5conv1fc on clean MNIST, from scratch or (`:pretrained`) from Part 1.
 
-    python -m jaxdigits.train --config configs/part2.py --workdir ckpts/part2
+python -m jaxdigits.train --config configs/part2.py --workdir ckpts/part2
 """
 
 from jaxdigits import configs as common

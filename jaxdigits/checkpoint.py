@@ -4,7 +4,8 @@
                                      early-stopping bookkeeping, best params)
     <workdir>/best/<epoch>/          per-seed best params (lowest val loss)
 
-Both are orbax CheckpointManagers; each keeps its newest step. The state
+Both are orbax CheckpointManagers; the state keeps its two newest steps,
+the best its newest. The state
 checkpoint holds everything needed to resume exactly: the per-epoch PRNG
 keys are derived from (seed, epoch), so no key needs saving.
 """
@@ -32,7 +33,7 @@ class RunCheckpoints:
     """The latest state and the best params of one run directory."""
 
     def __init__(self, workdir: pathlib.Path):
-        self.state = manager(workdir / STATE_DIR)
+        self.state = manager(workdir / STATE_DIR, keep=2)  # the previous one, should the last break
         self.best = manager(workdir / BEST_DIR)
 
     def latest_epoch(self) -> int | None:

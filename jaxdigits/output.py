@@ -67,8 +67,9 @@ def plot_confusion(path: pathlib.Path, matrices: list[np.ndarray], titles: list[
         ax.imshow(m, cmap="Blues")
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
-        ax.set(title=title, xlabel="predicted", ylabel="true digit", xticks=range(10),
-               yticks=range(10))
+        ax.set(
+            title=title, xlabel="predicted", ylabel="true digit", xticks=range(10), yticks=range(10)
+        )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -132,9 +132,7 @@ def make_train_epoch(model, tx, cfg, progress=None):
 
     shuffle_jit = jax.jit(shuffle)
     # A chunk is unrolled completely (unroll = its length), so XLA emits no loop.
-    chunk_jit = jax.jit(
-        lambda *a: run_steps(*a, unroll=a[3].shape[0]), donate_argnums=(0,)
-    )
+    chunk_jit = jax.jit(lambda *a: run_steps(*a, unroll=a[3].shape[0]), donate_argnums=(0,))
 
     def chunked_epoch(states, images, labels, train_idx, keys, active):
         batches = shuffle_jit(train_idx, keys)

@@ -13,6 +13,8 @@ from jaxdigits import checkpoint, data, models, output, steps
 from jaxdigits.data import pipeline
 
 CONFIG = "config.json"
+# Keys a resumed run may change: extending a run by more epochs is fine.
+RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call")
 
 
 def _check_config(config, workdir: pathlib.Path):
@@ -24,14 +26,14 @@ def _check_config(config, workdir: pathlib.Path):
     current = json.loads(config.to_json())
     if path.exists():
         saved = json.loads(path.read_text())
-        diff = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        keys = (set(saved) | set(current)) - set(RESUMABLE_CHANGES)
+        diff = sorted(k for k in keys if saved.get(k) != current.get(k))
         if diff:
             raise ValueError(
                 f"{path}: the run in this workdir used another config (differs in: "
                 f"{', '.join(diff)}). Use a new --workdir or the same config."
             )
-    else:
-        output.write_json(path, current)
+    output.write_json(path, current)
 
 
 def _splits(n, config):
@@ -86,8 +88,12 @@ def test_metrics(model, config, ds: data.Data, params):
     n_seeds = jax.tree.leaves(params)[0].shape[0]
     idx = np.broadcast_to(np.arange(len(ds.test_labels)), (n_seeds, len(ds.test_labels)))
     _, acc, preds = _evaluator(model, config)(
-        params, jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels), idx,
-        config.data.test_mean, config.data.test_std,
+        params,
+        jnp.asarray(ds.test_images),
+        jnp.asarray(ds.test_labels),
+        idx,
+        config.data.test_mean,
+        config.data.test_std,
     )
     return acc, preds
 
@@ -202,14 +208,16 @@ def finish(config, workdir, model, ds, state) -> dict:
     per_seed = []
     for i in range(len(seeds)):
         best = int(state["best_epoch"][i])
-        per_seed.append({
-            "test_accuracy": float(test_acc[i]),
-            "val_accuracy": float(history[best - 1]["val_accuracy"][i]),
-            "val_loss": float(state["best_val_loss"][i]),
-            "best_epoch": best,
-            "epochs": int(sum(r["active"][i] for r in history)),
-            "train_seconds": float(state["train_seconds"][i]),
-        })
+        per_seed.append(
+            {
+                "test_accuracy": float(test_acc[i]),
+                "val_accuracy": float(history[best - 1]["val_accuracy"][i]),
+                "val_loss": float(state["best_val_loss"][i]),
+                "best_epoch": best,
+                "epochs": int(sum(r["active"][i] for r in history)),
+                "train_seconds": float(state["train_seconds"][i]),
+            }
+        )
     summary = output.summary(seeds, per_seed)
     output.write_json(workdir / output.SUMMARY, summary)
     matrices = [output.confusion(ds.test_labels, p) for p in preds]

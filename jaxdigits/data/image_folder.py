@@ -40,10 +40,10 @@ def _entries(path: pathlib.Path, stack: contextlib.ExitStack) -> list[tuple[tupl
         raise DataError(f"{path}: no such folder or zip file")
 
 
-def _strip_common_root(items, class_names):
-    """Drops a single top folder (e.g. `mnistTask3/0/x.png`) that is not a class."""
-    tops = {parts[0] for parts, _ in items if len(parts) > 1}
-    if len(tops) == 1 and not tops & set(class_names):
+def _strip_common_root(items):
+    """Drops one top folder holding the class folders (e.g. `mnistTask3/0/x.png`)."""
+    tops = {parts[0] for parts, _ in items}
+    if items and len(tops) == 1 and all(len(parts) == 3 for parts, _ in items):
         return [(parts[1:], read) for parts, read in items]
     return items
 
@@ -85,8 +85,9 @@ def read(
     path = pathlib.Path(path)
     with contextlib.ExitStack() as stack:
         items = [(p, r) for p, r in _entries(path, stack) if not _is_hidden(p)]
-        images, labels, names = _decode_all(path, _strip_common_root(items, classes), classes,
-                                            size, invert, extra_folders_ok)
+        images, labels, names = _decode_all(
+            path, _strip_common_root(items), classes, size, invert, extra_folders_ok
+        )
     counts = np.bincount(np.asarray(labels, np.int64), minlength=max(classes.values()) + 1)
     for folder, label in sorted(classes.items()):
         if counts[label] == 0:

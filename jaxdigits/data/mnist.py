@@ -5,8 +5,10 @@ header (magic, one uint32 per dimension) followed by raw uint8 data.
 """
 
 import gzip
+import math
 import os
 import pathlib
+import zlib
 
 import numpy as np
 
@@ -38,7 +40,7 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read IDX file ({e})") from e
     if len(raw) < 8:
         raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
@@ -50,7 +52,7 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
     if len(raw) < header:
         raise DataError(f"{path}: truncated IDX header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)  # Python ints: no overflow on a corrupt header
     if len(raw) - header != expected:
         raise DataError(
             f"{path}: IDX header says shape {shape} ({expected} bytes) "

@@ -31,8 +31,9 @@ def preprocess(images, size, mean, std):
 def _affine(image, angle, shift):
     """Rotates `image` [H, W] by `angle` (radians) about its centre and shifts it by `shift`."""
     h, w = image.shape
-    yy, xx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                          indexing="ij")
+    yy, xx = jnp.meshgrid(
+        jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+    )
     cy, cx = (h - 1) / 2, (w - 1) / 2
     y, x = yy - cy - shift[0], xx - cx - shift[1]
     cos, sin = jnp.cos(angle), jnp.sin(angle)
@@ -59,8 +60,9 @@ def augment(key, images, *, rotation_deg, translate, noise_std, mean, std):
     """
     b, h, w = images.shape
     k_angle, k_shift, k_sigma, k_noise = jax.random.split(key, 4)
-    angle = jnp.deg2rad(jax.random.uniform(k_angle, (b,), minval=-rotation_deg,
-                                           maxval=rotation_deg))
+    angle = jnp.deg2rad(
+        jax.random.uniform(k_angle, (b,), minval=-rotation_deg, maxval=rotation_deg)
+    )
     shift = jax.random.uniform(k_shift, (b, 2), minval=-translate, maxval=translate)
     shift = shift * jnp.array([h, w], jnp.float32)
     sigma = jax.random.uniform(k_sigma, (b,), minval=0.1, maxval=2.0)

@@ -1,0 +1,107 @@
+"""End-to-end smoke runs: resume, evaluate, several seeds, config errors."""
+
+import importlib.util
+import json
+import os
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from jaxdigits import checkpoint, evaluate, output, trainer
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("JAXDIGITS_DATA_DIR"),
+    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
+)
+
+
+def load_config(name, arg="smoke", **overrides):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    config.patience = 5  # keep every epoch of these short runs
+    config.update(overrides)
+    return config
+
+
+def params_of(workdir):
+    return checkpoint.restore_best(workdir)["best_params"]
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory):
+    """An uninterrupted 2-epoch smoke run of Part 3."""
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    summary = trainer.train_and_evaluate(load_config("part3", num_epochs=2), workdir)
+    return workdir, summary
+
+
+def test_summary_and_outputs(two_epochs):
+    workdir, summary = two_epochs
+    stored = json.loads((workdir / output.SUMMARY).read_text())
+    assert stored == summary
+    assert set(output.SUMMARY_KEYS) <= set(stored)
+    assert 0.0 <= stored["test_accuracy"] <= 1.0 and stored["epochs"] == 2
+    lines = output.read_metrics(workdir)
+    assert [r["epoch"] for r in lines] == [1, 2]
+    assert (workdir / output.CONFUSION).stat().st_size > 0
+
+
+def test_resume_gives_the_uninterrupted_result(two_epochs, tmp_path):
+    reference, _ = two_epochs
+    trainer.train_and_evaluate(load_config("part3", num_epochs=1), tmp_path)  # "interrupted"
+    summary = trainer.train_and_evaluate(load_config("part3", num_epochs=2), tmp_path)
+    assert [r["epoch"] for r in output.read_metrics(tmp_path)] == [1, 2]
+    state_a = checkpoint.RunCheckpoints(reference)
+    state_b = checkpoint.RunCheckpoints(tmp_path)
+    assert state_a.latest_epoch() == state_b.latest_epoch() == 2
+    for a, b in zip(
+        jax.tree.leaves(params_of(reference)), jax.tree.leaves(params_of(tmp_path)), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert summary == json.loads((reference / output.SUMMARY).read_text()) | {
+        "train_seconds": summary["train_seconds"]
+    }
+
+
+def test_evaluate_reproduces_summary(two_epochs):
+    workdir, summary = two_epochs
+    result = evaluate.evaluate(workdir)
+    assert result["test_accuracy"] == [summary["test_accuracy"]]
+    assert result["stored"] == [summary["test_accuracy"]]
+
+
+def test_other_config_in_same_workdir_is_refused(two_epochs):
+    workdir, _ = two_epochs
+    with pytest.raises(ValueError, match="learning_rate"):
+        trainer.train_and_evaluate(load_config("part3", num_epochs=2, learning_rate=0.5), workdir)
+
+
+def test_duplicate_seeds_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="distinct"):
+        trainer.train_and_evaluate(load_config("part3", seeds=(0, 0)), tmp_path)
+
+
+def test_two_seeds_and_pretrained_init(two_epochs, tmp_path):
+    """Two seeds in one program, initialised from another run's best params."""
+    source, _ = two_epochs
+    config = load_config("part3", "smoke,pretrained", seeds=(0, 10), init=str(source))
+    summary = trainer.train_and_evaluate(config, tmp_path)
+    assert summary["seeds"] == [0, 10] and len(summary["per_seed"]) == 2
+    assert summary["test_accuracy"] == pytest.approx(
+        np.mean([r["test_accuracy"] for r in summary["per_seed"]])
+    )
+    trained = params_of(tmp_path)
+    assert jax.tree.leaves(trained)[0].shape[0] == 2
+    # different seeds shuffle and drop out differently, so they end apart
+    assert not np.array_equal(*jax.tree.leaves(trained)[0])
+
+
+def test_missing_init_run_is_a_clear_error(tmp_path):
+    config = load_config("part3", "smoke,pretrained", init=str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        trainer.train_and_evaluate(config, tmp_path / "run")
