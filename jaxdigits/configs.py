@@ -38,8 +38,8 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     d.image_size = (90, 120)
     d.mean, d.std = MNIST_TEST_NORM
     d.test_mean, d.test_std = MNIST_TEST_NORM
-    d.limit = 0  # use only the first N pool images (0: all)
-    d.test_limit = 0
+    d.limit = 0  # train on a fixed random subset of N pool images (0: all)
+    d.test_limit = 0  # likewise for the test split
     d.augment = False
     d.rotation_deg = 30.0
     d.translate = 0.1

@@ -17,14 +17,17 @@ CONFIG = "config.json"
 RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call")
 
 
-def _check_config(config, workdir: pathlib.Path):
-    """A workdir holds one experiment: resuming with another config is refused."""
+def _check_seeds(config):
     seeds = tuple(config.seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"config.seeds must be non-empty and distinct, got {seeds}")
+
+
+def _save_config(config, workdir: pathlib.Path, resuming: bool):
+    """A workdir holds one experiment: resuming with another config is refused."""
     path = workdir / CONFIG
     current = json.loads(config.to_json())
-    if path.exists():
+    if resuming and path.exists():
         saved = json.loads(path.read_text())
         keys = (set(saved) | set(current)) - set(RESUMABLE_CHANGES)
         diff = sorted(k for k in keys if saved.get(k) != current.get(k))
@@ -101,7 +104,7 @@ def test_metrics(model, config, ds: data.Data, params):
 def train_and_evaluate(config, workdir) -> dict:
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    _check_config(config, workdir)
+    _check_seeds(config)
     seeds = tuple(config.seeds)
     n_seeds = len(seeds)
 
@@ -127,6 +130,7 @@ def train_and_evaluate(config, workdir) -> dict:
     # Resume from the latest checkpoint, if any.
     ckpts = checkpoint.RunCheckpoints(workdir)
     start = ckpts.latest_epoch() or 0
+    _save_config(config, workdir, resuming=bool(start))
     if start:
         state = ckpts.restore_state(state)
         output.truncate_metrics(workdir, start)
@@ -219,6 +223,7 @@ def finish(config, workdir, model, ds, state) -> dict:
             }
         )
     summary = output.summary(seeds, per_seed)
+    summary.update(device=jax.devices()[0].device_kind, jax_version=jax.__version__)
     output.write_json(workdir / output.SUMMARY, summary)
     matrices = [output.confusion(ds.test_labels, p) for p in preds]
     output.plot_confusion(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from helpers_data import mnist_dir, write_fake_mnist
 
-from jaxdigits.data import image_folder, mislabeled, mnist
+from jaxdigits.data import export, image_folder, mislabeled, mnist
 from jaxdigits.data.errors import DataError
 
 
@@ -92,7 +92,7 @@ def test_main_on_a_small_fake_mnist(tmp_path, target, capsys):
     true = rng.integers(0, 10, 150)
     write_fake_mnist(tmp_path / "mnist", images, true, gz=True)
     out = tmp_path / target
-    mislabeled.main(["--out", str(out), "--seed", "4", "--mnist-dir", str(tmp_path / "mnist")])
+    export.main(["--out", str(out), "--seed", "4", "--mnist-dir", str(tmp_path / "mnist")])
     assert "wrote 150 images" in capsys.readouterr().out
     wrong = mislabeled.complementary_labels(true, seed=4)
     _check_round_trip(out, images, wrong)
@@ -101,10 +101,10 @@ def test_main_on_a_small_fake_mnist(tmp_path, target, capsys):
 def test_main_without_mnist_exits_with_the_error(tmp_path, monkeypatch):
     monkeypatch.delenv(mnist.ENV_VAR, raising=False)
     with pytest.raises(SystemExit) as info:
-        mislabeled.main(["--out", str(tmp_path / "set")])
+        export.main(["--out", str(tmp_path / "set")])
     assert "JAXDIGITS_DATA_DIR" in str(info.value.code)
     with pytest.raises(SystemExit) as info:
-        mislabeled.main(["--out", str(tmp_path / "set"), "--mnist-dir", str(tmp_path / "none")])
+        export.main(["--out", str(tmp_path / "set"), "--mnist-dir", str(tmp_path / "none")])
     assert "train-images-idx3-ubyte" in str(info.value.code)
     assert not (tmp_path / "set").exists()
 

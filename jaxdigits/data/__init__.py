@@ -41,17 +41,21 @@ def _pool(cfg):
     raise ValueError(f"unknown config.data.name {cfg.name!r}: use mislabeled, mnist or digits")
 
 
-def _head(array, limit):
-    return array if array is None or not limit else array[:limit]
+def _subset(limit: int, n: int) -> np.ndarray:
+    """A fixed random subset of `limit` indices (all if 0): files sorted by class stay mixed."""
+    if not limit or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, limit, replace=False))
 
 
 def build(cfg) -> Data:
     images, labels, true = _pool(cfg)
     test_images, test_labels = mnist.load("test", cfg.mnist_dir)
+    keep, keep_test = _subset(cfg.limit, len(labels)), _subset(cfg.test_limit, len(test_labels))
     return Data(
-        images=_head(images, cfg.limit),
-        labels=_head(labels, cfg.limit),
-        test_images=_head(test_images, cfg.test_limit),
-        test_labels=_head(test_labels, cfg.test_limit),
-        true_labels=_head(true, cfg.limit),
+        images=images[keep],
+        labels=labels[keep],
+        test_images=test_images[keep_test],
+        test_labels=test_labels[keep_test],
+        true_labels=None if true is None else true[keep],
     )

@@ -3,19 +3,13 @@
 Generated deterministically from MNIST train: each image gets a label
 drawn uniformly from its 9 wrong classes (a uniform complementary label).
 A user's original zip or folder (`<k>/<image>`, k = 0..9) loads instead
-with `--config.data.path`.
-
-    python -m jaxdigits.data.mislabeled --out data/mnistTask3      # folder
-    python -m jaxdigits.data.mislabeled --out data/mnistTask3.zip  # zip
+with `--config.data.path`; `python -m jaxdigits.data.export` writes the
+generated set in that layout.
 """
-
-import argparse
-import sys
 
 import numpy as np
 
 from jaxdigits.data import image_folder, mnist
-from jaxdigits.data.errors import DataError
 
 CLASSES = {str(k): k for k in range(10)}
 
@@ -36,22 +30,3 @@ def load_original(path: str) -> tuple[np.ndarray, np.ndarray]:
     """(images, folder labels) of a user's mnistTask3 folder or zip."""
     images, labels, _ = image_folder.read(path, CLASSES)
     return images, labels
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="folder, or a path ending in .zip")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the wrong labels")
-    parser.add_argument("--mnist-dir", default="", help="MNIST IDX folder ($JAXDIGITS_DATA_DIR)")
-    args = parser.parse_args(argv)
-    try:
-        images, wrong, _ = generate(args.seed, args.mnist_dir)
-    except DataError as e:
-        sys.exit(f"error: {e}")
-    names = [f"{i:05d}" for i in range(len(images))]  # the index into MNIST train
-    image_folder.write(args.out, images, [str(k) for k in wrong], names)
-    print(f"wrote {len(images)} images in folders 0..9 to {args.out}")
-
-
-if __name__ == "__main__":
-    main()

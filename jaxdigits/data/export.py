@@ -1,0 +1,33 @@
+"""Write a generated dataset in the original's file layout.
+
+    python -m jaxdigits.data.export --out data/mnistTask3      # folders 0..9 of PNGs
+    python -m jaxdigits.data.export --out data/mnistTask3.zip  # the same, zipped
+
+The mislabeled set ("mnistTask3"): folder k holds images of every digit but
+k; each PNG is named by its index in MNIST train.
+"""
+
+import argparse
+import sys
+
+from jaxdigits.data import image_folder, mislabeled
+from jaxdigits.data.errors import DataError
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="folder, or a path ending in .zip")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the wrong labels")
+    parser.add_argument("--mnist-dir", default="", help="MNIST IDX folder ($JAXDIGITS_DATA_DIR)")
+    args = parser.parse_args(argv)
+    try:
+        images, wrong, _ = mislabeled.generate(args.seed, args.mnist_dir)
+    except DataError as e:
+        sys.exit(f"error: {e}")
+    names = [f"{i:05d}" for i in range(len(images))]
+    image_folder.write(args.out, images, [str(k) for k in wrong], names)
+    print(f"wrote {len(images)} images in folders 0..9 to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
