@@ -20,7 +20,9 @@ def truncate_metrics(workdir: pathlib.Path, last_epoch: int):
     if path.exists():
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         kept = [ln for ln in lines if json.loads(ln)["epoch"] <= last_epoch]
-        path.write_text("".join(ln + "\n" for ln in kept))
+        tmp = path.with_suffix(".jsonl.partial")
+        tmp.write_text("".join(ln + "\n" for ln in kept))
+        tmp.replace(path)
 
 
 def read_metrics(workdir: pathlib.Path) -> list[dict]:
