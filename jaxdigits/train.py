@@ -17,6 +17,18 @@ flags.DEFINE_string("workdir", None, "Run directory for checkpoints, metrics and
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def parse_flags(argv):
+    """absl's flag parsing, with config errors (unknown key, bad value) as one line."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        sys.exit(f"error: {e}\nPass --helpshort to see the flags.")
+    except AttributeError as e:
+        sys.exit(f"error: unknown config key {e} in a --config.KEY=VALUE override")
+    except (KeyError, TypeError, ValueError) as e:
+        sys.exit(f"error: bad --config or override: {e}")
+
+
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
@@ -27,4 +39,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -68,6 +68,7 @@ def test_weighted_cross_entropy_matches_torch():
     "args, message",
     [
         (["--config", "configs/part3.py:smok"], "unknown config arg"),
+        (["--config", "configs/part3.py:smoke", "--config.nosuchkey=3"], "unknown config key"),
         (
             ["--config", "configs/part3.py:smoke", "--config.data.path=/no/such.zip"],
             "/no/such.zip: no such folder or zip file",
