@@ -162,7 +162,6 @@ def train_and_evaluate(config, workdir) -> dict:
             state["train"]["params"], images, labels, val_idx, config.data.mean, config.data.std
         )
         state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
-        ckpts.save(epoch, state, improved=bool(np.any(improved)))
         record = {
             "epoch": epoch,
             "seconds": seconds,
@@ -171,7 +170,10 @@ def train_and_evaluate(config, workdir) -> dict:
             "val_accuracy": val_acc.tolist(),
             "active": np.asarray(active).tolist(),
         }
+        # Metrics first: a run killed before its checkpoint resumes from the
+        # previous epoch and drops this line; the other order would lose it.
         output.append_metrics(workdir, record)
+        ckpts.save(epoch, state, improved=bool(np.any(improved)))
         tqdm.tqdm.write(_epoch_line(record))
     bar.close()
     ckpts.close()
