@@ -62,9 +62,18 @@ class RunCheckpoints:
 
 def restore_best(workdir: str | pathlib.Path) -> dict:
     """{'best_params', 'best_epoch', 'best_val_loss'} of a finished or running run."""
-    directory = pathlib.Path(workdir) / BEST_DIR
+    return _restore_newest(pathlib.Path(workdir), BEST_DIR, "best")
+
+
+def restore_latest(workdir: str | pathlib.Path) -> dict:
+    """The newest training state of a run (as numpy), its params under ['train']['params']."""
+    return _restore_newest(pathlib.Path(workdir), STATE_DIR, "training state")
+
+
+def _restore_newest(workdir: pathlib.Path, name: str, what: str) -> dict:
+    directory = workdir / name
     if not directory.is_dir():
-        raise FileNotFoundError(f"{workdir}: no best checkpoint ({directory} does not exist)")
+        raise FileNotFoundError(f"{workdir}: no {what} checkpoint ({directory} does not exist)")
     mgr = manager(directory)
     step = mgr.latest_step()
     if step is None:

@@ -1,8 +1,9 @@
-"""Evaluate a run's best checkpoint:  python -m jaxdigits.evaluate --workdir ckpts/part3
+"""Evaluate a run's checkpoints:  python -m jaxdigits.evaluate --workdir ckpts/part3
 
-Restores the best params (orbax) and the run's config, recomputes the
-MNIST test accuracy of every seed, compares it with summary.json and
-redraws the confusion matrix. Exits non-zero if the numbers differ.
+Restores the run's config, its best params and its last training state
+(orbax), recomputes the MNIST test accuracy of every seed with both,
+compares them with summary.json (`test_accuracy_best`, `test_accuracy`)
+and redraws the confusion matrices. Exits non-zero if a number differs.
 """
 
 import json
@@ -27,24 +28,28 @@ def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
 
 
 def evaluate(workdir) -> dict:
-    """Per-seed test accuracy of the best checkpoint, and the stored summary's."""
+    """Per-seed test accuracy of the best and the last params, and summary.json's."""
     workdir = pathlib.Path(workdir)
     config = load_config(workdir)
-    best = checkpoint.restore_best(workdir)
+    best = checkpoint.restore_best(workdir)["best_params"]
+    last = checkpoint.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)
     model = models.get(config.model, num_classes=config.num_classes)
-    acc, preds = trainer.test_metrics(model, config, ds, best["best_params"])
-    matrices = [output.confusion(ds.test_labels, p) for p in preds]
-    output.plot_confusion(
-        workdir / output.CONFUSION, matrices, [f"seed {s}: MNIST test" for s in config.seeds]
-    )
+    best_acc, best_preds = trainer.test_metrics(model, config, ds, best)
+    last_acc, last_preds = trainer.test_metrics(model, config, ds, last)
+    trainer.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
     summary_path = workdir / output.SUMMARY
-    stored = json.loads(summary_path.read_text()) if summary_path.exists() else None
-    if stored is None:
-        stored_acc = None
-    else:
-        stored_acc = [r["test_accuracy"] for r in stored.get("per_seed", [stored])]
-    return {"seeds": list(config.seeds), "test_accuracy": acc.tolist(), "stored": stored_acc}
+    stored = None
+    if summary_path.exists():
+        records = json.loads(summary_path.read_text())
+        records = records.get("per_seed", [records])
+        stored = {k: [r[k] for r in records] for k in ("test_accuracy_best", "test_accuracy")}
+    return {
+        "seeds": list(config.seeds),
+        "test_accuracy_best": best_acc.tolist(),
+        "test_accuracy": last_acc.tolist(),
+        "stored": stored,
+    }
 
 
 def main(argv):
@@ -54,14 +59,16 @@ def main(argv):
         result = evaluate(flags.FLAGS.workdir)
     except (data.DataError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
-    print("| seed | test acc (restored) | test acc (summary.json) |\n|---|---|---|")
-    stored = result["stored"] or [float("nan")] * len(result["seeds"])
-    for seed, acc, ref in zip(result["seeds"], result["test_accuracy"], stored, strict=True):
-        print(f"| {seed} | {100 * acc:.2f} % | {100 * ref:.2f} % |")
-    if result["stored"] is None:
+    stored = result["stored"]
+    print("| seed | params | test acc (restored) | test acc (summary.json) |\n|---|---|---|---|")
+    for key, which in (("test_accuracy_best", "best"), ("test_accuracy", "last")):
+        refs = stored[key] if stored else [float("nan")] * len(result["seeds"])
+        for seed, acc, ref in zip(result["seeds"], result[key], refs, strict=True):
+            print(f"| {seed} | {which} | {100 * acc:.2f} % | {100 * ref:.2f} % |")
+    if stored is None:
         sys.exit("error: no summary.json to compare with (the run has not finished)")
-    if not np.array_equal(result["test_accuracy"], result["stored"]):
-        sys.exit("error: the restored checkpoint does not reproduce summary.json")
+    if any(not np.array_equal(result[k], stored[k]) for k in stored):
+        sys.exit("error: the restored checkpoints do not reproduce summary.json")
     print("matches summary.json")
 
 

@@ -32,7 +32,7 @@ def read_metrics(workdir: pathlib.Path) -> list[dict]:
 
 def summary(seeds, per_seed: list[dict]) -> dict:
     """One record per seed; the top-level figures are their mean."""
-    top = {k: float(np.mean([r[k] for r in per_seed])) for k in SUMMARY_KEYS}
+    top = {k: float(np.mean([r[k] for r in per_seed])) for k in per_seed[0]}
     if len(seeds) > 1:
         top.update(seeds=list(seeds), per_seed=per_seed)
     return top
@@ -45,11 +45,15 @@ def write_json(path: pathlib.Path, data: dict):
 
 
 def table(seeds, per_seed: list[dict]) -> str:
-    lines = ["| seed | test acc | val acc | best epoch | epochs | train s |", "|---" * 6 + "|"]
+    lines = [
+        "| seed | test acc | val acc | epochs | train s | best epoch | test acc (best) |",
+        "|---" * 7 + "|",
+    ]
     for seed, r in zip(seeds, per_seed, strict=True):
         lines.append(
             f"| {seed} | {100 * r['test_accuracy']:.2f} % | {100 * r['val_accuracy']:.2f} % "
-            f"| {r['best_epoch']} | {r['epochs']} | {r['train_seconds']:.0f} |"
+            f"| {r['epochs']} | {r['train_seconds']:.0f} | {r['best_epoch']} "
+            f"| {100 * r['test_accuracy_best']:.2f} % |"
         )
     return "\n".join(lines)
 
@@ -58,14 +62,15 @@ def confusion(labels: np.ndarray, preds: np.ndarray, n: int = 10) -> np.ndarray:
     return np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
 
 
-def plot_confusion(path: pathlib.Path, matrices: list[np.ndarray], titles: list[str]):
+def plot_confusion(path: pathlib.Path, matrices: list[np.ndarray], titles: list[str], rows=1):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.2 * len(matrices), 4), squeeze=False)
-    for ax, m, title in zip(axes[0], matrices, titles, strict=True):
+    cols = len(matrices) // rows
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), squeeze=False)
+    for ax, m, title in zip(axes.flat, matrices, titles, strict=True):
         ax.imshow(m, cmap="Blues")
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=6)

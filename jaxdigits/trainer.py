@@ -207,29 +207,44 @@ def _epoch_line(r):
 
 
 def finish(config, workdir, model, ds, state) -> dict:
-    """Tests each seed's best params on MNIST test; writes summary, table and figure."""
+    """Tests each seed's last and best params on MNIST test; writes summary, table, figure.
+
+    `test_accuracy` is the original's protocol: the params at the end of
+    training (Lightning's trainer.test on the model in memory), with the
+    last epoch's validation accuracy. `*_best` are the params of the lowest
+    validation loss, kept in the best checkpoint.
+    """
     seeds = tuple(config.seeds)
-    test_acc, preds = test_metrics(model, config, ds, state["best_params"])
+    last_acc, last_preds = test_metrics(model, config, ds, state["train"]["params"])
+    best_acc, best_preds = test_metrics(model, config, ds, state["best_params"])
     history = output.read_metrics(workdir)
     per_seed = []
     for i in range(len(seeds)):
         best = int(state["best_epoch"][i])
+        epochs = int(sum(r["active"][i] for r in history))
         per_seed.append(
             {
-                "test_accuracy": float(test_acc[i]),
-                "val_accuracy": float(history[best - 1]["val_accuracy"][i]),
-                "val_loss": float(state["best_val_loss"][i]),
-                "best_epoch": best,
-                "epochs": int(sum(r["active"][i] for r in history)),
+                "test_accuracy": float(last_acc[i]),
+                "val_accuracy": float(history[epochs - 1]["val_accuracy"][i]),
+                "epochs": epochs,
                 "train_seconds": float(state["train_seconds"][i]),
+                "test_accuracy_best": float(best_acc[i]),
+                "val_accuracy_best": float(history[best - 1]["val_accuracy"][i]),
+                "val_loss_best": float(state["best_val_loss"][i]),
+                "best_epoch": best,
             }
         )
     summary = output.summary(seeds, per_seed)
     summary.update(device=jax.devices()[0].device_kind, jax_version=jax.__version__)
     output.write_json(workdir / output.SUMMARY, summary)
-    matrices = [output.confusion(ds.test_labels, p) for p in preds]
-    output.plot_confusion(
-        workdir / output.CONFUSION, matrices, [f"seed {s}: MNIST test" for s in seeds]
-    )
+    plot_confusions(workdir, seeds, ds.test_labels, last_preds, best_preds)
     print(output.table(seeds, per_seed))
     return summary
+
+
+def plot_confusions(workdir, seeds, labels, last_preds, best_preds):
+    matrices, titles = [], []
+    for which, preds in (("last epoch", last_preds), ("best val loss", best_preds)):
+        matrices += [output.confusion(labels, p) for p in preds]
+        titles += [f"seed {s}, {which}: MNIST test" for s in seeds]
+    output.plot_confusion(workdir / output.CONFUSION, matrices, titles, rows=2)

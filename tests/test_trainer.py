@@ -71,8 +71,9 @@ def test_resume_gives_the_uninterrupted_result(two_epochs, tmp_path):
 def test_evaluate_reproduces_summary(two_epochs):
     workdir, summary = two_epochs
     result = evaluate.evaluate(workdir)
-    assert result["test_accuracy"] == [summary["test_accuracy"]]
-    assert result["stored"] == [summary["test_accuracy"]]
+    for key in ("test_accuracy", "test_accuracy_best"):
+        assert result[key] == [summary[key]]
+        assert result["stored"][key] == [summary[key]]
 
 
 def test_other_config_in_same_workdir_is_refused(two_epochs):
