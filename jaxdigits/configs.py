@@ -27,7 +27,7 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     c.num_epochs = 30  # an upper bound: early stopping ends the runs
     c.patience = 1
     c.progress_every = 20
-    c.steps_per_call = 0  # 0: whole epoch per call (accelerators), 10 on CPU; see steps.py
+    c.steps_per_call = 0  # 0 auto, -1 whole epoch per call, N > 0 N steps; see steps.py
 
     c.data = d = ml_collections.ConfigDict()
     d.name = "mnist"
