@@ -282,3 +282,15 @@ def test_top_level_file_beside_a_single_top_folder_is_named(tmp_path):
     with pytest.raises(DataError) as info:
         image_folder.read(path, CLASSES)
     assert "README.txt" in str(info.value)
+
+
+def test_zip_with_a_damaged_member_names_it(tmp_path):
+    root = _make(tmp_path, _dataset(), "zip")
+    raw = bytearray(root.read_bytes())
+    with zipfile.ZipFile(root) as zf:
+        info = zf.getinfo("1/img0.png")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    raw[start + 20] ^= 0xFF  # flip bits inside the stored PNG: the CRC check fails
+    root.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="1/img0.png"):
+        image_folder.read(root, CLASSES)

@@ -109,7 +109,11 @@ def _decode_all(path, items, classes, size, invert, extra_folders_ok):
                 f"{path}/{folder}: folder name is not a class (expected one of "
                 f"{', '.join(sorted(classes))})"
             )
-        image = _decode(name, read_bytes(), size, invert)
+        try:
+            raw = read_bytes()
+        except (OSError, zipfile.BadZipFile) as e:  # unreadable file, or a zip member's CRC
+            raise DataError(f"{name}: cannot read ({e})") from e
+        image = _decode(name, raw, size, invert)
         if images and image.shape != images[0].shape:
             raise DataError(
                 f"{name}: image is {image.shape[1]}x{image.shape[0]}, but {names[0]} is "
