@@ -35,8 +35,9 @@ def evaluate(workdir) -> dict:
     last = checkpoint.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)
     model = models.get(config.model, num_classes=config.num_classes)
-    best_acc, best_preds = trainer.test_metrics(model, config, ds, best)
-    last_acc, last_preds = trainer.test_metrics(model, config, ds, last)
+    (best_acc, best_preds), (last_acc, last_preds) = trainer.test_metrics(
+        model, config, ds, best, last
+    )
     trainer.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
     summary_path = workdir / output.SUMMARY
     stored = None

@@ -86,19 +86,19 @@ def _evaluator(model, config):
     return run
 
 
-def test_metrics(model, config, ds: data.Data, params):
-    """Accuracy and predictions on the MNIST test split, per seed."""
-    n_seeds = jax.tree.leaves(params)[0].shape[0]
-    idx = np.broadcast_to(np.arange(len(ds.test_labels)), (n_seeds, len(ds.test_labels)))
-    _, acc, preds = _evaluator(model, config)(
-        params,
-        jnp.asarray(ds.test_images),
-        jnp.asarray(ds.test_labels),
-        idx,
-        config.data.test_mean,
-        config.data.test_std,
-    )
-    return acc, preds
+def test_metrics(model, config, ds: data.Data, *param_sets):
+    """[(accuracy [S], predictions [S, n])] on the MNIST test split, one per set of params."""
+    evaluate = _evaluator(model, config)  # one compiled program for every set
+    images, labels = jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels)
+    results = []
+    for params in param_sets:
+        n_seeds = jax.tree.leaves(params)[0].shape[0]
+        idx = np.broadcast_to(np.arange(len(labels)), (n_seeds, len(labels)))
+        _, acc, preds = evaluate(
+            params, images, labels, idx, config.data.test_mean, config.data.test_std
+        )
+        results.append((acc, preds))
+    return results
 
 
 def train_and_evaluate(config, workdir) -> dict:
@@ -215,8 +215,9 @@ def finish(config, workdir, model, ds, state) -> dict:
     validation loss, kept in the best checkpoint.
     """
     seeds = tuple(config.seeds)
-    last_acc, last_preds = test_metrics(model, config, ds, state["train"]["params"])
-    best_acc, best_preds = test_metrics(model, config, ds, state["best_params"])
+    (last_acc, last_preds), (best_acc, best_preds) = test_metrics(
+        model, config, ds, state["train"]["params"], state["best_params"]
+    )
     history = output.read_metrics(workdir)
     per_seed = []
     for i in range(len(seeds)):
