@@ -20,9 +20,7 @@ def truncate_metrics(workdir: pathlib.Path, last_epoch: int):
     if path.exists():
         lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
         kept = [ln for ln in lines if json.loads(ln)["epoch"] <= last_epoch]
-        tmp = path.with_suffix(".jsonl.partial")
-        tmp.write_text("".join(ln + "\n" for ln in kept))
-        tmp.replace(path)
+        write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 def read_metrics(workdir: pathlib.Path) -> list[dict]:
@@ -38,10 +36,15 @@ def summary(seeds, per_seed: list[dict]) -> dict:
     return top
 
 
-def write_json(path: pathlib.Path, data: dict):
+def write_text(path: pathlib.Path, text: str):
+    """Replaces `path` atomically: a reader or a crash never leaves half a file."""
     tmp = path.with_suffix(path.suffix + ".partial")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)  # a reader never sees half a file
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_json(path: pathlib.Path, data: dict):
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def table(seeds, per_seed: list[dict]) -> str:
