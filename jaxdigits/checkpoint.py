@@ -5,9 +5,9 @@
     <workdir>/best/<epoch>/          per-seed best params (lowest val loss)
 
 Both are orbax CheckpointManagers; the state keeps its two newest steps,
-the best its newest. The state
-checkpoint holds everything needed to resume exactly: the per-epoch PRNG
-keys are derived from (seed, epoch), so no key needs saving.
+the best its newest. The state checkpoint holds everything needed to
+resume exactly: the per-epoch PRNG keys are derived from (seed, epoch), so
+no key needs saving.
 """
 
 import pathlib
