@@ -9,7 +9,7 @@ nn.Conv2d / nn.Linear, so that training starts from the same distribution.
 
 import flax.linen as nn
 
-from jaxdigits.models.layers import conv, dense
+from jaxdigits.models.layers import conv, dense, max_pool
 
 
 class FiveConv(nn.Module):
@@ -25,6 +25,6 @@ class FiveConv(nn.Module):
             x = nn.relu(x)
             x = nn.Dropout(rate, deterministic=not train)(x)
             if i < last:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool(x)
         x = x.reshape(x.shape[0], -1)
         return dense(self.num_classes, x.shape[-1], name="fc")(x)
