@@ -30,3 +30,52 @@ class FiveConvTorch(nn.Module):
             if i < 5:
                 x = self.pool(x)
         return self.fc(torch.flatten(x, 1))
+
+
+class SumCNNTorch(nn.Module):
+    """The digit-sum CNN: regressor with num_classes=1, classifier with 37."""
+
+    def __init__(self, num_classes: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(64 * 10 * 42, 256)
+        self.fc2 = nn.Linear(256, 128)
+        self.fc3 = nn.Linear(128, num_classes)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class VGGRegressorTorch(nn.Module):
+    """1x1 conv 1->3 (no bias) -> VGG11 features and 7x7 adaptive avg pool (frozen) -> MLP -> 1."""
+
+    def __init__(self, weights=None):
+        super().__init__()
+        import torchvision
+
+        vgg = torchvision.models.vgg11(weights=weights)
+        self.adapter = nn.Conv2d(1, 3, 1, bias=False)
+        self.features = vgg.features
+        self.avgpool = vgg.avgpool
+        for p in self.features.parameters():
+            p.requires_grad = False
+        self.head = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(4096, 256),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(256, 1),
+        )
+
+    def forward(self, x):
+        x = self.avgpool(self.features(self.adapter(x)))
+        return self.head(torch.flatten(x, 1))

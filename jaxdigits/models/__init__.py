@@ -1,8 +1,16 @@
 """Networks by name: `get(name, **kwargs)` builds the Flax module a config names."""
 
 from jaxdigits.models.five_conv import FiveConv
+from jaxdigits.models.sum_cnn import SumCNN
+from jaxdigits.models.vgg import VGGRegressor
 
-MODELS = {"five_conv": FiveConv}
+MODELS = {
+    "five_conv": FiveConv,
+    "sum_cnn": SumCNN,  # the digit-sum regressor (num_classes=1) and classifier (37)
+    "vgg_regressor": VGGRegressor,
+}
+# Parameter subtrees a model loads pretrained and keeps frozen in the optimizer.
+FROZEN = {"vgg_regressor": ("features",)}
 
 
 def get(name: str, **kwargs):

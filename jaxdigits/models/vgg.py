@@ -1,0 +1,112 @@
+"""The digit-sum study's VGG regressor: torchvision VGG11 features under a regression head.
+
+1x1 conv 1->3 (no bias, trainable) -> VGG11 `features` (IMAGENET1K_V1,
+frozen in the optimizer, see steps.make_optimizer) -> adaptive average
+pool to 7x7 (torchvision's) -> flatten 25088 -> Linear 4096 ReLU Dropout
+0.5 -> Linear 256 ReLU Dropout 0.5 -> Linear 1. The feature convs are
+named by their index in torchvision's `features` Sequential, so that the
+port is a rename.
+"""
+
+import os
+import pathlib
+
+import flax.linen as nn
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdigits.models.layers import conv, dense, max_pool, torch_uniform
+
+# torchvision's VGG11 ("A"): channels per 3x3 conv, "M" a 2x2 max-pool.
+VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+WEIGHTS_FILE = "vgg11-8a719046.pth"  # torchvision's VGG11_Weights.IMAGENET1K_V1
+
+
+def feature_layers():
+    """(torch index in `features`, channels or "M") for each layer of VGG11."""
+    index, layers = 0, []
+    for item in VGG11:
+        layers.append((index, item))
+        index += 1 if item == "M" else 2  # a conv is followed by its ReLU
+    return layers
+
+
+class VGG11Features(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        for index, item in feature_layers():
+            if item == "M":
+                x = max_pool(x)
+            else:
+                x = nn.relu(conv(item, (3, 3), x.shape[-1], padding=1, name=f"conv{index}")(x))
+        return x
+
+
+def _pool_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """[n_out, n_in] averaging weights of torch's adaptive pooling along one axis.
+
+    Window i covers [floor(i * n_in / n_out), ceil((i + 1) * n_in / n_out)).
+    """
+    m = np.zeros((n_out, n_in), np.float32)
+    for i in range(n_out):
+        start, end = (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+def adaptive_avg_pool(x, size):
+    """torch.nn.AdaptiveAvgPool2d(size) on NHWC [B, H, W, C]."""
+    rows = _pool_matrix(x.shape[1], size[0])
+    cols = _pool_matrix(x.shape[2], size[1])
+    return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
+
+
+class VGGRegressor(nn.Module):
+    num_classes: int = 1
+    dropout_rate: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.Conv(3, (1, 1), use_bias=False, kernel_init=torch_uniform(1), name="adapter")(x)
+        x = VGG11Features(name="features")(x)
+        x = adaptive_avg_pool(x, (7, 7))
+        x = x.reshape(x.shape[0], -1)
+        for i, features in enumerate((4096, 256)):
+            x = nn.relu(dense(features, x.shape[-1], name=f"fc{i + 1}")(x))
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return dense(self.num_classes, x.shape[-1], name="fc3")(x)
+
+
+def default_weights_path() -> pathlib.Path:
+    """Where torchvision caches VGG11's ImageNet weights: $TORCH_HOME/hub/checkpoints."""
+    torch_home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
+    return pathlib.Path(torch_home) / "hub" / "checkpoints" / WEIGHTS_FILE
+
+
+def imagenet_features(path: str = "") -> dict:
+    """Params of `features` from torchvision's VGG11 IMAGENET1K_V1 state_dict (a .pth file).
+
+    `path` empty: torchvision's download cache. Needs torch to read the file.
+    """
+    from jaxdigits.models import port
+
+    file = pathlib.Path(path) if path else default_weights_path()
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file}: VGG11 ImageNet weights not found. On a machine with network, "
+            "`python -c \"import torchvision; torchvision.models.vgg11(weights='IMAGENET1K_V1')\"` "
+            f"downloads them to {default_weights_path()}; or pass "
+            "--config.vgg_weights=PATH to a torchvision vgg11 state_dict (.pth). "
+            "The VGG regressor does not train on random features."
+        )
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(f"{file}: reading .pth needs torch (pip install -e .[torch])") from e
+    try:
+        state_dict = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad file
+        raise ValueError(f"{file}: not a readable torch state_dict ({e})") from e
+    return port.vgg11_features(state_dict, source=str(file))
