@@ -1,14 +1,15 @@
 """Datasets by config: `build(config.data)` returns host numpy arrays.
 
 Every run trains on a pool (split into train/validation per seed by the
-trainer) and is tested on the real MNIST test split.
+trainer) and is tested on a set built from MNIST test only: the MNIST test
+split itself, or (digit sums) canvases of MNIST test digits.
 """
 
 import dataclasses
 
 import numpy as np
 
-from jaxdigits.data import digits, mislabeled, mnist
+from jaxdigits.data import digits, digitsum, mislabeled, mnist
 from jaxdigits.data.errors import DataError
 
 __all__ = ["Data", "DataError", "build"]
@@ -18,8 +19,8 @@ __all__ = ["Data", "DataError", "build"]
 class Data:
     images: np.ndarray  # uint8 [N, h, w], the train/validation pool
     labels: np.ndarray  # int32 [N], the labels trained on (wrong ones for mislabeled)
-    test_images: np.ndarray  # uint8 [M, 28, 28], MNIST test
-    test_labels: np.ndarray  # int32 [M], true digits
+    test_images: np.ndarray  # uint8 [M, h, w], from MNIST test only
+    test_labels: np.ndarray  # int32 [M], true digits (or sums)
     true_labels: np.ndarray | None = None  # int32 [N], when known (generated sets)
 
 
@@ -38,7 +39,26 @@ def _pool(cfg):
         else:
             images, labels = digits.load_sklearn()
         return images, labels, labels
-    raise ValueError(f"unknown config.data.name {cfg.name!r}: use mislabeled, mnist or digits")
+    if cfg.name == "digitsum":
+        if cfg.path:
+            images, sums = digitsum.load_original(cfg.path)
+        else:
+            images, sums, _ = digitsum.generate(
+                cfg.size, cfg.generator_seed, "train", cfg.mnist_dir
+            )
+        return images, sums, sums
+    raise ValueError(
+        f"unknown config.data.name {cfg.name!r}: use mislabeled, mnist, digits or digitsum"
+    )
+
+
+def _test(cfg):
+    if cfg.name == "digitsum":  # a fixed set of canvases of MNIST test digits
+        images, sums, _ = digitsum.generate(
+            cfg.test_size, cfg.generator_seed + 1, "test", cfg.mnist_dir
+        )
+        return images, sums
+    return mnist.load("test", cfg.mnist_dir)
 
 
 def _subset(limit: int, n: int) -> np.ndarray:
@@ -50,7 +70,7 @@ def _subset(limit: int, n: int) -> np.ndarray:
 
 def build(cfg) -> Data:
     images, labels, true = _pool(cfg)
-    test_images, test_labels = mnist.load("test", cfg.mnist_dir)
+    test_images, test_labels = _test(cfg)
     keep, keep_test = _subset(cfg.limit, len(labels)), _subset(cfg.test_limit, len(test_labels))
     return Data(
         images=images[keep],
