@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 
 METRICS, SUMMARY, CONFUSION = "metrics.jsonl", "summary.json", "confusion_test.png"
+TABLES = "tables.md"  # the original's tables beside ours
 SUMMARY_KEYS = ("test_accuracy", "val_accuracy", "epochs", "train_seconds")
 
 
@@ -62,6 +63,8 @@ def table(seeds, per_seed: list[dict]) -> str:
 
 
 def confusion(labels: np.ndarray, preds: np.ndarray, n: int = 10) -> np.ndarray:
+    """[true, predicted] counts; predictions outside 0..n-1 (a regressor's) are clipped."""
+    preds = np.clip(preds, 0, n - 1)
     return np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
 
 
@@ -75,11 +78,12 @@ def plot_confusion(path: pathlib.Path, matrices: list[np.ndarray], titles: list[
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4 * rows), squeeze=False)
     for ax, m, title in zip(axes.flat, matrices, titles, strict=True):
         ax.imshow(m, cmap="Blues")
-        for (i, j), v in np.ndenumerate(m):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
-        ax.set(
-            title=title, xlabel="predicted", ylabel="true digit", xticks=range(10), yticks=range(10)
-        )
+        n = len(m)
+        if n <= 12:  # counts are legible for digits, not for 37 sums
+            for (i, j), v in np.ndenumerate(m):
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=6)
+        ticks = range(0, n, 1 if n <= 12 else 5)
+        ax.set(title=title, xlabel="predicted", ylabel="true", xticks=ticks, yticks=ticks)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -34,7 +34,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
         trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
-    except (DataError, FileNotFoundError, ValueError) as e:
+    except (DataError, FileNotFoundError, ImportError, ValueError) as e:
         sys.exit(f"error: {e}")
 
 

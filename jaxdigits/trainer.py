@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, data, models, output, steps
+from jaxdigits import checkpoint, data, models, originals, output, steps
 from jaxdigits.data import pipeline
+from jaxdigits.models import vgg
 
 CONFIG = "config.json"
 # Keys a resumed run may change: extending a run by more epochs is fine.
@@ -50,11 +51,27 @@ def _splits(n, config):
     return train_idx, val_idx
 
 
-def _init_params(model, config):
-    """Per-seed params: fresh (torch-style init), or another run's best params."""
+def _broadcast(tree, n):
+    return jax.tree.map(lambda x: jnp.asarray(np.broadcast_to(x, (n, *np.shape(x)))), tree)
+
+
+def pretrained_parts(config) -> dict:
+    """Param subtrees a model takes from elsewhere: the VGG regressor's ImageNet features.
+
+    Read before any data or compute, so that missing weights stop a run at once.
+    """
+    if config.model == "vgg_regressor":
+        return {"features": vgg.imagenet_features(config.vgg_weights)}
+    return {}
+
+
+def _init_params(model, config, pretrained: dict):
+    """Per-seed params: fresh (torch-style init, `pretrained` parts for every seed), or another
+    run's best params."""
     fresh = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(
         jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
     )
+    fresh.update({k: _broadcast(v, len(config.seeds)) for k, v in pretrained.items()})
     if not config.init:
         return fresh
     source = checkpoint.restore_best(config.init)["best_params"]
@@ -72,7 +89,7 @@ def _init_params(model, config):
 
 
 def _evaluator(model, config):
-    evaluate = steps.make_evaluate(model, tuple(config.data.image_size), config.eval_batch_size)
+    evaluate = steps.make_evaluate(model, config)
 
     def run(params, images, labels, idx, mean, std):
         """Per-seed (mean loss [S], accuracy [S], predictions [S, n])."""
@@ -107,6 +124,7 @@ def train_and_evaluate(config, workdir) -> dict:
     _check_seeds(config)
     seeds = tuple(config.seeds)
     n_seeds = len(seeds)
+    pretrained = pretrained_parts(config)
 
     # Data: host arrays, moved to the device once.
     ds = data.build(config.data)
@@ -115,8 +133,8 @@ def train_and_evaluate(config, workdir) -> dict:
 
     # Model, optimizer and the per-seed state.
     model = models.get(config.model, num_classes=config.num_classes)
-    tx = steps.make_optimizer(config)
-    params = _init_params(model, config)
+    tx = steps.make_optimizer(config, models.FROZEN.get(config.model, ()))
+    params = _init_params(model, config, pretrained)
     state = {
         "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
         "best_params": jax.tree.map(jnp.copy, params),  # train params are donated
@@ -177,11 +195,14 @@ def train_and_evaluate(config, workdir) -> dict:
         tqdm.tqdm.write(_epoch_line(record))
     bar.close()
     ckpts.close()
-    return finish(config, workdir, model, ds, state)
+    return finish(config, workdir, model, ds, state, train_idx)
 
 
 def _early_stopping(state, active, val_loss, epoch, seconds, config):
-    """Lightning's EarlyStopping on val_loss (mode min, min_delta 0), per seed."""
+    """Lightning's EarlyStopping on val_loss (mode min, min_delta 0), per seed.
+
+    config.patience 0 turns stopping off; the best params are still kept.
+    """
     active = np.asarray(active)
     improved = active & (val_loss < np.asarray(state["best_val_loss"]))
     wait = np.where(improved, 0, np.asarray(state["wait"]) + active)
@@ -193,7 +214,8 @@ def _early_stopping(state, active, val_loss, epoch, seconds, config):
     state["best_val_loss"] = jnp.where(improved, val_loss, state["best_val_loss"])
     state["best_epoch"] = jnp.where(improved, epoch, state["best_epoch"])
     state["wait"] = jnp.asarray(wait, jnp.int32)
-    state["active"] = jnp.asarray(active & (wait < config.patience))
+    keep_going = active & (wait < config.patience) if config.patience else active
+    state["active"] = jnp.asarray(keep_going)
     state["train_seconds"] = state["train_seconds"] + jnp.where(active, seconds, 0.0)
     return state, improved
 
@@ -206,19 +228,29 @@ def _epoch_line(r):
     )
 
 
-def finish(config, workdir, model, ds, state) -> dict:
-    """Tests each seed's last and best params on MNIST test; writes summary, table, figure.
+def finish(config, workdir, model, ds, state, train_idx) -> dict:
+    """Tests each seed's last and best params; writes summary, tables, figure.
 
     `test_accuracy` is the original's protocol: the params at the end of
     training (Lightning's trainer.test on the model in memory), with the
     last epoch's validation accuracy. `*_best` are the params of the lowest
-    validation loss, kept in the best checkpoint.
+    validation loss, kept in the best checkpoint. With
+    `config.eval_train_split`, `train_accuracy` is the last params'
+    eval-mode accuracy on the seed's whole training split, as the digit-sum
+    study reported it.
     """
     seeds = tuple(config.seeds)
     (last_acc, last_preds), (best_acc, best_preds) = test_metrics(
         model, config, ds, state["train"]["params"], state["best_params"]
     )
     history = output.read_metrics(workdir)
+    train_acc = None
+    if config.eval_train_split:
+        images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+        params = state["train"]["params"]
+        _, train_acc, _ = _evaluator(model, config)(
+            params, images, labels, train_idx, config.data.mean, config.data.std
+        )
     per_seed = []
     for i in range(len(seeds)):
         best = int(state["best_epoch"][i])
@@ -235,17 +267,24 @@ def finish(config, workdir, model, ds, state) -> dict:
                 "best_epoch": best,
             }
         )
+        if train_acc is not None:
+            per_seed[-1]["train_accuracy"] = float(train_acc[i])
     summary = output.summary(seeds, per_seed)
     summary.update(device=jax.devices()[0].device_kind, jax_version=jax.__version__)
     output.write_json(workdir / output.SUMMARY, summary)
     plot_confusions(workdir, seeds, ds.test_labels, last_preds, best_preds)
     print(output.table(seeds, per_seed))
+    if config.original:
+        tables = originals.digitsum_tables(config.original, seeds, per_seed)
+        output.write_text(workdir / output.TABLES, tables)
+        print(tables)
     return summary
 
 
 def plot_confusions(workdir, seeds, labels, last_preds, best_preds):
+    n = max(10, int(labels.max()) + 1)  # digits, or sums 0..36
     matrices, titles = [], []
     for which, preds in (("last epoch", last_preds), ("best val loss", best_preds)):
-        matrices += [output.confusion(labels, p) for p in preds]
-        titles += [f"seed {s}, {which}: MNIST test" for s in seeds]
+        matrices += [output.confusion(labels, p, n) for p in preds]
+        titles += [f"seed {s}, {which}: test set" for s in seeds]
     output.plot_confusion(workdir / output.CONFUSION, matrices, titles, rows=2)

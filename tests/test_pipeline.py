@@ -101,6 +101,8 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
             learning_rate=1e-3,
             weight_decay=1e-4,
             progress_every=0,
+            task="classify",
+            seed_axis="auto",
             class_weights=(2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0),
             data=dict(augment=False, image_size=(90, 120), mean=30.0, std=70.0),
         )

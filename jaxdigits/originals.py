@@ -1,0 +1,32 @@
+"""The numbers the original studies reported, for side-by-side tables.
+
+Source: ../shared/ORIGINAL_EXPERIMENTS.md (Study B, "Reported results").
+Accuracy in %: the rounded prediction (or argmax) equals the sum.
+"""
+
+# model -> seed -> (validation accuracy, training accuracy)
+DIGITSUM = {
+    "cnn_regressor": {0: (11.42, 21.90), 10: (10.92, 22.22), 42: (10.65, 18.16)},
+    "cnn_classifier": {0: (6.70, 52.36), 10: (8.00, 76.92), 42: (7.70, 68.08)},
+    "vgg_regressor": {0: (10.23, 9.98), 10: (7.83, 8.67), 42: (9.12, 9.29)},
+}
+
+
+def _cell(value):
+    return "-" if value is None else f"{value:.2f} %"
+
+
+def digitsum_tables(name: str, seeds, per_seed: list[dict]) -> str:
+    """The original's two tables (validation, training accuracy) with ours beside them."""
+    reported = DIGITSUM[name]
+    parts = []
+    for title, key, col in (
+        ("Validation accuracy", "val_accuracy", 0),
+        ("Training accuracy", "train_accuracy", 1),
+    ):
+        lines = [f"{title} ({name}):", "", "| seed | ours | original |", "|---|---|---|"]
+        for seed, r in zip(seeds, per_seed, strict=True):
+            original = reported[seed][col] if seed in reported else None
+            lines.append(f"| {seed} | {_cell(100 * r[key])} | {_cell(original)} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,117 @@
+"""Digit-sum runs end to end (smoke size): several seeds in one program, tables, VGG weights."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+from test_trainer import load_config, params_of
+
+from jaxdigits import evaluate, models, output, trainer
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("JAXDIGITS_DATA_DIR"),
+    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
+)
+
+
+def regressor(**overrides):
+    # 3 steps per call keeps compilation short; patience is off for digit sums anyway
+    return load_config("digitsum_regressor", steps_per_call=3, patience=0, **overrides)
+
+
+@pytest.fixture(scope="module")
+def together(tmp_path_factory):
+    """Seeds 0 and 10 in one program, seeds batched the CPU's way (an unrolled loop)."""
+    workdir = tmp_path_factory.mktemp("together")
+    return workdir, trainer.train_and_evaluate(regressor(seeds=(0, 10)), workdir)
+
+
+@pytest.mark.parametrize("seed_axis", ["loop", "vmap"])
+def test_seeds_together_equal_seeds_alone(together, tmp_path, seed_axis):
+    """Each seed's params and metrics do not depend on which seeds train beside it.
+
+    `vmap` batches the seeds into grouped convolutions (what accelerators
+    run), `loop` unrolls them; both must give each seed's own result.
+    """
+    workdir, summary = together
+    if seed_axis == "vmap":
+        workdir = tmp_path / "vmapped"
+        summary = trainer.train_and_evaluate(regressor(seeds=(0, 10), seed_axis="vmap"), workdir)
+    both = params_of(workdir)
+    for i, seed in enumerate((0, 10)):
+        alone_dir = tmp_path / f"alone{seed}"
+        alone = trainer.train_and_evaluate(regressor(seeds=(seed,), seed_axis=seed_axis), alone_dir)
+        for a, b in zip(jax.tree.leaves(both), jax.tree.leaves(params_of(alone_dir)), strict=True):
+            np.testing.assert_allclose(a[i], b[0], rtol=2e-4, atol=2e-6)
+        ours = summary["per_seed"][i]
+        for key in ("test_accuracy", "val_accuracy", "train_accuracy"):
+            assert abs(ours[key] - alone[key]) <= 0.01, (seed, key)  # a rounding flip or two
+        np.testing.assert_allclose(
+            output.read_metrics(workdir)[0]["loss"][i],
+            output.read_metrics(alone_dir)[0]["loss"][0],
+            rtol=1e-4,
+        )
+
+
+def test_tables_beside_the_original_and_evaluate(together):
+    workdir, summary = together
+    assert summary["seeds"] == [0, 10]
+    for record in summary["per_seed"]:
+        assert 0.0 <= record["train_accuracy"] <= 1.0
+        assert record["epochs"] == 1
+    tables = (workdir / output.TABLES).read_text()
+    assert "Validation accuracy (cnn_regressor)" in tables and "Training accuracy" in tables
+    assert "| 0 |" in tables and "| 11.42 % |" in tables and "| 22.22 % |" in tables
+    ours = 100 * summary["per_seed"][1]["train_accuracy"]
+    assert f"| 10 | {ours:.2f} % | 22.22 % |" in tables
+    assert json.loads((workdir / "config.json").read_text())["task"] == "regress"
+    result = evaluate.evaluate(workdir)
+    assert result["test_accuracy"] == result["stored"]["test_accuracy"]
+    assert result["test_accuracy_best"] == result["stored"]["test_accuracy_best"]
+
+
+def test_classifier_smoke(tmp_path):
+    config = load_config("digitsum_classifier", steps_per_call=3, patience=0, seeds=(42,))
+    summary = trainer.train_and_evaluate(config, tmp_path)
+    assert config.num_classes == 37 and config.task == "classify"
+    assert 0.0 <= summary["test_accuracy"] <= 1.0 and "train_accuracy" in summary
+    assert "cnn_classifier" in (tmp_path / output.TABLES).read_text()
+    assert params_of(tmp_path)["fc3"]["kernel"].shape == (1, 128, 37)
+
+
+def test_vgg_without_imagenet_weights_stops_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):
+        trainer.train_and_evaluate(load_config("digitsum_vgg"), tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch", reason="writing a .pth needs torch")
+    torchvision = pytest.importorskip("torchvision", reason="a VGG11 state_dict needs it")
+    from jaxdigits.models import port
+
+    torch.manual_seed(0)  # random features stand in for ImageNet's (not downloadable here)
+    state = torchvision.models.vgg11().state_dict()
+    weights = tmp_path / "vgg11.pth"
+    torch.save(state, weights)
+    config = load_config(
+        "digitsum_vgg",
+        vgg_weights=str(weights),
+        batch_size=16,
+        eval_batch_size=40,
+        steps_per_call=1,
+        seeds=(0,),
+    )
+    config.data.limit, config.data.test_limit = 100, 40  # 5 steps: it is the plumbing we test
+    trainer.train_and_evaluate(config, tmp_path / "run")
+    trained = params_of(tmp_path / "run")
+    expected = port.vgg11_features(state)
+    for a, b in zip(jax.tree.leaves(trained["features"]), jax.tree.leaves(expected), strict=True):
+        np.testing.assert_array_equal(a[0], b)  # frozen: exactly the loaded weights
+    model = models.get("vgg_regressor")
+    untrained = trainer._init_params(model, config, trainer.pretrained_parts(config))
+    first = untrained["adapter"]["kernel"]
+    assert not np.allclose(trained["adapter"]["kernel"], first)  # gradients reached it
