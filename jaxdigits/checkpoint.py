@@ -10,12 +10,15 @@ resume exactly: the per-epoch PRNG keys are derived from (seed, epoch), so
 no key needs saving.
 """
 
+import json
 import pathlib
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
+
+from jaxdigits import output
 
 STATE_DIR, BEST_DIR = "checkpoints", "best"
 
@@ -68,6 +71,27 @@ def restore_best(workdir: str | pathlib.Path) -> dict:
 def restore_latest(workdir: str | pathlib.Path) -> dict:
     """The newest training state of a run (as numpy), its params under ['train']['params']."""
     return _restore_newest(pathlib.Path(workdir), STATE_DIR, "training state")
+
+
+def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> dict:
+    """One seed's params, without the seed axis: `model.apply({"params": p}, x)` takes them.
+
+    which: "best" (lowest validation loss) or "last" (the latest training state).
+    """
+    workdir = pathlib.Path(workdir)
+    config = workdir / output.CONFIG
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: missing; is {workdir} a jaxdigits run directory?")
+    seeds = json.loads(config.read_text())["seeds"]
+    if seed not in seeds:
+        raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
+    if which == "best":
+        params = restore_best(workdir)["best_params"]
+    elif which == "last":
+        params = restore_latest(workdir)["train"]["params"]
+    else:
+        raise ValueError(f"which={which!r}: use best or last")
+    return jax.tree.map(lambda x: x[seeds.index(seed)], params)
 
 
 def _restore_newest(workdir: pathlib.Path, name: str, what: str) -> dict:

@@ -1,7 +1,7 @@
 """Evaluate a run's checkpoints:  python -m jaxdigits.evaluate --workdir ckpts/part3
 
 Restores the run's config, its best params and its last training state
-(orbax), recomputes the MNIST test accuracy of every seed with both,
+(orbax), recomputes the test accuracy of every seed with both,
 compares them with summary.json (`test_accuracy_best`, `test_accuracy`)
 and redraws the confusion matrices. Exits non-zero if a number differs.
 """
@@ -21,7 +21,7 @@ flags.mark_flag_as_required("workdir")
 
 
 def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-    path = workdir / trainer.CONFIG
+    path = workdir / output.CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; is {workdir} a jaxdigits run directory?")
     return ml_collections.ConfigDict(json.loads(path.read_text()))

@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 
 METRICS, SUMMARY, CONFUSION = "metrics.jsonl", "summary.json", "confusion_test.png"
+CONFIG = "config.json"
 TABLES = "tables.md"  # the original's tables beside ours
 SUMMARY_KEYS = ("test_accuracy", "val_accuracy", "epochs", "train_seconds")
 

@@ -13,7 +13,6 @@ from jaxdigits import checkpoint, data, models, originals, output, steps
 from jaxdigits.data import pipeline
 from jaxdigits.models import vgg
 
-CONFIG = "config.json"
 # Keys a resumed run may change: extending a run by more epochs is fine.
 RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call")
 
@@ -26,7 +25,7 @@ def _check_seeds(config):
 
 def _save_config(config, workdir: pathlib.Path, resuming: bool):
     """A workdir holds one experiment: resuming with another config is refused."""
-    path = workdir / CONFIG
+    path = workdir / output.CONFIG
     current = json.loads(config.to_json())
     if resuming and path.exists():
         saved = json.loads(path.read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_trainer import load_config, params_of
 
-from jaxdigits import evaluate, models, output, trainer
+from jaxdigits import checkpoint, evaluate, models, output, trainer
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("JAXDIGITS_DATA_DIR"),
@@ -70,6 +70,19 @@ def test_tables_beside_the_original_and_evaluate(together):
     result = evaluate.evaluate(workdir)
     assert result["test_accuracy"] == result["stored"]["test_accuracy"]
     assert result["test_accuracy_best"] == result["stored"]["test_accuracy_best"]
+
+
+def test_one_seed_restores_on_its_own(together):
+    workdir, _ = together
+    both = params_of(workdir)
+    for which in ("best", "last"):
+        ten = checkpoint.seed_params(workdir, 10, which)
+        for a, b in zip(jax.tree.leaves(ten), jax.tree.leaves(both), strict=True):
+            np.testing.assert_array_equal(a, b[1])  # one epoch: best and last are the same
+    model = models.get("sum_cnn", num_classes=1)
+    assert model.apply({"params": ten}, np.zeros((2, 40, 168, 1), np.float32)).shape == (2, 1)
+    with pytest.raises(ValueError, match=r"seeds \[0, 10\], not 42"):
+        checkpoint.seed_params(workdir, 42)
 
 
 def test_classifier_smoke(tmp_path):
