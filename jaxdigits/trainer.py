@@ -119,11 +119,11 @@ def test_metrics(model, config, ds: data.Data, *param_sets):
 
 def train_and_evaluate(config, workdir) -> dict:
     workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     _check_seeds(config)
     seeds = tuple(config.seeds)
     n_seeds = len(seeds)
     pretrained = pretrained_parts(config)
+    workdir.mkdir(parents=True, exist_ok=True)
 
     # Data: host arrays, moved to the device once.
     ds = data.build(config.data)

@@ -98,7 +98,7 @@ def test_vgg_without_imagenet_weights_stops_before_training(tmp_path, monkeypatc
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):
         trainer.train_and_evaluate(load_config("digitsum_vgg"), tmp_path / "run")
-    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert not (tmp_path / "run").exists()
 
 
 def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch):
