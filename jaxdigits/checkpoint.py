@@ -63,6 +63,17 @@ class RunCheckpoints:
         self.best.close()
 
 
+def latest_epoch(workdir: str | pathlib.Path) -> int | None:
+    """The epoch of a run's latest training state; None for a new run."""
+    directory = pathlib.Path(workdir) / STATE_DIR
+    if not directory.is_dir():
+        return None
+    mgr = manager(directory)
+    step = mgr.latest_step()
+    mgr.close()
+    return step
+
+
 def restore_best(workdir: str | pathlib.Path) -> dict:
     """{'best_params', 'best_epoch', 'best_val_loss'} of a finished or running run."""
     return _restore_newest(pathlib.Path(workdir), BEST_DIR, "best")

@@ -6,6 +6,8 @@ changed. The arg after the colon (`configs/part3.py:smoke`, `:pretrained`,
 or both, comma-separated) selects variants.
 """
 
+import json
+
 import ml_collections
 
 # Normalisation constants of the original, on the 0..255 pixel scale.
@@ -97,3 +99,15 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.num_epochs = 1
     c.eval_batch_size = 64
     return c
+
+
+def with_defaults(saved: dict) -> dict:
+    """A saved config.json, with keys added to `base()` since it was written at their defaults."""
+
+    def merge(defaults, given):
+        out = dict(defaults)
+        for k, v in given.items():
+            out[k] = merge(defaults[k], v) if isinstance(defaults.get(k), dict) else v
+        return out
+
+    return merge(json.loads(base(None).to_json()), saved)

@@ -1,20 +1,22 @@
 """Evaluate a run's checkpoints:  python -m jaxdigits.evaluate --workdir ckpts/part3
 
 Restores the run's config, its best params and its last training state
-(orbax), recomputes the test accuracy of every seed with both,
-compares them with summary.json (`test_accuracy_best`, `test_accuracy`)
-and redraws the confusion matrices. Exits non-zero if a number differs.
+(orbax), recomputes every seed's test accuracy with both, and the last
+params' validation accuracy (and training-split accuracy, where the run
+reported it), compares them with summary.json and redraws the confusion
+matrices. Exits non-zero if a number differs.
 """
 
 import json
 import pathlib
 import sys
 
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
-from jaxdigits import checkpoint, data, models, output, trainer
+from jaxdigits import checkpoint, configs, data, models, output, trainer
 
 flags.DEFINE_string("workdir", None, "A run directory written by jaxdigits.train.")
 flags.mark_flag_as_required("workdir")
@@ -24,11 +26,11 @@ def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
     path = workdir / output.CONFIG
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; is {workdir} a jaxdigits run directory?")
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    return ml_collections.ConfigDict(configs.with_defaults(json.loads(path.read_text())))
 
 
 def evaluate(workdir) -> dict:
-    """Per-seed test accuracy of the best and the last params, and summary.json's."""
+    """Per-seed accuracies recomputed from the checkpoints, and summary.json's under "stored"."""
     workdir = pathlib.Path(workdir)
     config = load_config(workdir)
     best = checkpoint.restore_best(workdir)["best_params"]
@@ -39,18 +41,32 @@ def evaluate(workdir) -> dict:
         model, config, ds, best, last
     )
     trainer.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
+    result = {"test_accuracy_best": best_acc.tolist(), "test_accuracy": last_acc.tolist()}
+    # validation (and training-split) accuracy of the last params, on each seed's own split
+    train_idx, val_idx = trainer._splits(len(ds.labels), config)
+    splits = {"val_accuracy": val_idx}
+    if config.eval_train_split:
+        splits["train_accuracy"] = train_idx
+    evaluator = trainer._evaluator(model, config)
+    images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+    for key, idx in splits.items():
+        _, acc, _ = evaluator(last, images, labels, idx, config.data.mean, config.data.std)
+        result[key] = acc.tolist()
     summary_path = workdir / output.SUMMARY
     stored = None
     if summary_path.exists():
         records = json.loads(summary_path.read_text())
         records = records.get("per_seed", [records])
-        stored = {k: [r[k] for r in records] for k in ("test_accuracy_best", "test_accuracy")}
-    return {
-        "seeds": list(config.seeds),
-        "test_accuracy_best": best_acc.tolist(),
-        "test_accuracy": last_acc.tolist(),
-        "stored": stored,
-    }
+        stored = {k: [r[k] for r in records] for k in result}
+    return {"seeds": list(config.seeds), **result, "stored": stored}
+
+
+KEYS = {
+    "test_accuracy": "test, last params",
+    "test_accuracy_best": "test, best params",
+    "val_accuracy": "validation, last params",
+    "train_accuracy": "training split, last params",
+}
 
 
 def main(argv):
@@ -61,11 +77,13 @@ def main(argv):
     except (data.DataError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     stored = result["stored"]
-    print("| seed | params | test acc (restored) | test acc (summary.json) |\n|---|---|---|---|")
-    for key, which in (("test_accuracy_best", "best"), ("test_accuracy", "last")):
+    print("| seed | accuracy | restored | summary.json |\n|---|---|---|---|")
+    for key in KEYS:
+        if key not in result:
+            continue
         refs = stored[key] if stored else [float("nan")] * len(result["seeds"])
         for seed, acc, ref in zip(result["seeds"], result[key], refs, strict=True):
-            print(f"| {seed} | {which} | {100 * acc:.2f} % | {100 * ref:.2f} % |")
+            print(f"| {seed} | {KEYS[key]} | {100 * acc:.2f} % | {100 * ref:.2f} % |")
     if stored is None:
         sys.exit("error: no summary.json to compare with (the run has not finished)")
     if any(not np.array_equal(result[k], stored[k]) for k in stored):

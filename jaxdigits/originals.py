@@ -27,6 +27,7 @@ def digitsum_tables(name: str, seeds, per_seed: list[dict]) -> str:
         lines = [f"{title} ({name}):", "", "| seed | ours | original |", "|---|---|---|"]
         for seed, r in zip(seeds, per_seed, strict=True):
             original = reported[seed][col] if seed in reported else None
-            lines.append(f"| {seed} | {_cell(100 * r[key])} | {_cell(original)} |")
+            ours = 100 * r[key] if key in r else None
+            lines.append(f"| {seed} | {_cell(ours)} | {_cell(original)} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"

@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, data, models, originals, output, steps
+from jaxdigits import checkpoint, configs, data, models, originals, output, steps
 from jaxdigits.data import pipeline
 from jaxdigits.models import vgg
 
 # Keys a resumed run may change: extending a run by more epochs is fine.
-RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call")
+# The VGG weights are in the checkpoint, so their path may move.
+RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call", "vgg_weights")
 
 
 def _check_seeds(config):
@@ -28,7 +29,7 @@ def _save_config(config, workdir: pathlib.Path, resuming: bool):
     path = workdir / output.CONFIG
     current = json.loads(config.to_json())
     if resuming and path.exists():
-        saved = json.loads(path.read_text())
+        saved = configs.with_defaults(json.loads(path.read_text()))
         keys = (set(saved) | set(current)) - set(RESUMABLE_CHANGES)
         diff = sorted(k for k in keys if saved.get(k) != current.get(k))
         if diff:
@@ -64,14 +65,14 @@ def pretrained_parts(config) -> dict:
     return {}
 
 
-def _init_params(model, config, pretrained: dict):
+def _init_params(model, config, pretrained: dict, resuming: bool = False):
     """Per-seed params: fresh (torch-style init, `pretrained` parts for every seed), or another
-    run's best params."""
+    run's best params. A resuming run restores its own, so it needs only the shapes."""
     fresh = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(
         jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
     )
     fresh.update({k: _broadcast(v, len(config.seeds)) for k, v in pretrained.items()})
-    if not config.init:
+    if not config.init or resuming:
         return fresh
     source = checkpoint.restore_best(config.init)["best_params"]
     n_src = jax.tree.leaves(source)[0].shape[0]
@@ -122,7 +123,8 @@ def train_and_evaluate(config, workdir) -> dict:
     _check_seeds(config)
     seeds = tuple(config.seeds)
     n_seeds = len(seeds)
-    pretrained = pretrained_parts(config)
+    resuming = bool(checkpoint.latest_epoch(workdir))
+    pretrained = {} if resuming else pretrained_parts(config)
     workdir.mkdir(parents=True, exist_ok=True)
 
     # Data: host arrays, moved to the device once.
@@ -133,7 +135,7 @@ def train_and_evaluate(config, workdir) -> dict:
     # Model, optimizer and the per-seed state.
     model = models.get(config.model, num_classes=config.num_classes)
     tx = steps.make_optimizer(config, models.FROZEN.get(config.model, ()))
-    params = _init_params(model, config, pretrained)
+    params = _init_params(model, config, pretrained, resuming)
     state = {
         "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
         "best_params": jax.tree.map(jnp.copy, params),  # train params are donated

@@ -88,6 +88,9 @@ def test_one_adam_step_moves_parameters_as_torch(case, vgg_reference):
         loss = torch.nn.functional.cross_entropy(out, torch.from_numpy(y))
     opt.zero_grad()
     loss.backward()
+    torch_grads = to_flax(
+        {k: torch.zeros_like(p) if p.grad is None else p.grad for k, p in ref.named_parameters()}
+    )["params"]
     opt.step()
     torch_delta = to_flax({k: ref.state_dict()[k] - before[k] for k in before})["params"]
     ref.load_state_dict(before)  # the shared VGG fixture stays as it was
@@ -102,6 +105,12 @@ def test_one_adam_step_moves_parameters_as_torch(case, vgg_reference):
 
     loss_j, grads = jax.value_and_grad(loss_fn)(params)
     np.testing.assert_allclose(float(loss_j), loss.item(), rtol=1e-5)
+    flat_g = dict(jax.tree_util.tree_leaves_with_path(torch_grads))
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        if "features" not in jax.tree_util.keystr(path):  # torch computes none for frozen ones
+            expected = np.asarray(flat_g[path])
+            atol = 1e-5 * np.abs(expected).max()
+            np.testing.assert_allclose(g, expected, rtol=1e-3, atol=atol, err_msg=str(path))
     updates, _ = tx.update(grads, tx.init(params), params)
     flat_t = dict(jax.tree_util.tree_leaves_with_path(torch_delta))
     for path, ours in jax.tree_util.tree_leaves_with_path(updates):
@@ -155,31 +164,41 @@ def test_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
         vgg.imagenet_features(str(tmp_path / "elsewhere.pth"))
 
 
-def test_imagenet_weights_load_from_the_hub_cache_and_a_path(tmp_path, monkeypatch):
+def test_imagenet_weights_load_from_a_path_with_a_warning(tmp_path):
+    """Random VGG11 weights stand in for ImageNet's (not downloadable here): a file given by
+    path loads, with a warning that it is not torchvision's IMAGENET1K_V1 file."""
     torch.manual_seed(3)
     state = torchvision.models.vgg11().state_dict()
-    cache = tmp_path / "torch" / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(state, cache / vgg.WEIGHTS_FILE)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    loaded = vgg.imagenet_features()
-    expected = port.vgg11_features(state)
+    torch.save(state, tmp_path / "mine.pth")
+    with pytest.warns(UserWarning, match="mine.pth.*not torchvision's IMAGENET1K_V1"):
+        loaded = vgg.imagenet_features(str(tmp_path / "mine.pth"))
     assert sorted(loaded) == sorted(f"conv{i}" for i in (0, 3, 6, 8, 11, 13, 16, 18))
+    expected = port.vgg11_features(state)
     for a, b in zip(jax.tree.leaves(loaded), jax.tree.leaves(expected), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(
         loaded["conv0"]["kernel"], state["features.0.weight"].numpy().transpose(2, 3, 1, 0)
     )
-    assert jax.tree.leaves(vgg.imagenet_features(str(cache / vgg.WEIGHTS_FILE)))
+
+
+def test_a_hub_cache_file_that_is_not_imagenet_is_refused(tmp_path, monkeypatch):
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.manual_seed(3)
+    torch.save(torchvision.models.vgg11().state_dict(), cache / vgg.WEIGHTS_FILE)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert vgg.default_weights_path() == cache / vgg.WEIGHTS_FILE
+    with pytest.raises(ValueError, match="not torchvision's IMAGENET1K_V1.*download it again"):
+        vgg.imagenet_features()
 
 
 def test_weights_of_another_network_are_refused(tmp_path):
     torch.manual_seed(0)
     wrong = tmp_path / "vgg13.pth"
     torch.save(torchvision.models.vgg13().state_dict(), wrong)
-    with pytest.raises(ValueError, match="vgg13.pth.*features.3.weight"):
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="vgg13.pth.*features.3"):
         vgg.imagenet_features(str(wrong))
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="garbage.pth"):
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="garbage.pth"):
         vgg.imagenet_features(str(garbage))

@@ -70,6 +70,8 @@ def test_tables_beside_the_original_and_evaluate(together):
     result = evaluate.evaluate(workdir)
     assert result["test_accuracy"] == result["stored"]["test_accuracy"]
     assert result["test_accuracy_best"] == result["stored"]["test_accuracy_best"]
+    for key in ("val_accuracy", "train_accuracy"):  # the numbers of the original's tables
+        assert result[key] == result["stored"][key] == [r[key] for r in summary["per_seed"]]
 
 
 def test_one_seed_restores_on_its_own(together):
@@ -92,6 +94,12 @@ def test_classifier_smoke(tmp_path):
     assert 0.0 <= summary["test_accuracy"] <= 1.0 and "train_accuracy" in summary
     assert "cnn_classifier" in (tmp_path / output.TABLES).read_text()
     assert params_of(tmp_path)["fc3"]["kernel"].shape == (1, 128, 37)
+
+
+@pytest.mark.parametrize("name", ["digitsum_regressor", "digitsum_classifier", "digitsum_vgg"])
+def test_seeds_of_the_configs(name):
+    assert tuple(load_config(name, arg=None).seeds) == (0, 10, 42)  # the original's table
+    assert tuple(load_config(name).seeds) == (0, 10)  # :smoke keeps two
 
 
 def test_vgg_without_imagenet_weights_stops_before_training(tmp_path, monkeypatch):
@@ -119,12 +127,23 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
         seeds=(0,),
     )
     config.data.limit, config.data.test_limit = 100, 40  # 5 steps: it is the plumbing we test
-    trainer.train_and_evaluate(config, tmp_path / "run")
+    with pytest.warns(UserWarning, match="not torchvision's IMAGENET1K_V1"):
+        trainer.train_and_evaluate(config, tmp_path / "run")
     trained = params_of(tmp_path / "run")
     expected = port.vgg11_features(state)
     for a, b in zip(jax.tree.leaves(trained["features"]), jax.tree.leaves(expected), strict=True):
         np.testing.assert_array_equal(a[0], b)  # frozen: exactly the loaded weights
     model = models.get("vgg_regressor")
-    untrained = trainer._init_params(model, config, trainer.pretrained_parts(config))
+    with pytest.warns(UserWarning):
+        untrained = trainer._init_params(model, config, trainer.pretrained_parts(config))
     first = untrained["adapter"]["kernel"]
     assert not np.allclose(trained["adapter"]["kernel"], first)  # gradients reached it
+
+    # the checkpoint holds the features: resuming needs neither the file nor its path
+    weights.unlink()
+    config.num_epochs, config.vgg_weights = 2, str(tmp_path / "moved.pth")
+    trainer.train_and_evaluate(config, tmp_path / "run")
+    resumed = params_of(tmp_path / "run")
+    np.testing.assert_array_equal(
+        resumed["features"]["conv0"]["kernel"][0], expected["conv0"]["kernel"]
+    )

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shutil
 
 import jax
 import numpy as np
@@ -74,6 +75,20 @@ def test_evaluate_reproduces_summary(two_epochs):
     for key in ("test_accuracy", "test_accuracy_best"):
         assert result[key] == [summary[key]]
         assert result["stored"][key] == [summary[key]]
+
+
+def test_a_run_older_than_new_config_keys_evaluates_and_resumes(two_epochs, tmp_path):
+    """A config.json written before keys were added to configs.base() reads them as defaults."""
+    source, summary = two_epochs
+    old = tmp_path / "old"
+    shutil.copytree(source, old)
+    saved = json.loads((old / output.CONFIG).read_text())
+    for key in ("task", "seed_axis", "eval_train_split", "original"):
+        del saved[key]
+    (old / output.CONFIG).write_text(json.dumps(saved))
+    assert evaluate.evaluate(old)["test_accuracy"] == [summary["test_accuracy"]]
+    resumed = trainer.train_and_evaluate(load_config("part3", num_epochs=2), old)
+    assert resumed["test_accuracy"] == summary["test_accuracy"]  # nothing left to train
 
 
 def test_other_config_in_same_workdir_is_refused(two_epochs):

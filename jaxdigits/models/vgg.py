@@ -8,8 +8,10 @@ named by their index in torchvision's `features` Sequential, so that the
 port is a rename.
 """
 
+import hashlib
 import os
 import pathlib
+import warnings
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -20,6 +22,7 @@ from jaxdigits.models.layers import conv, dense, max_pool, torch_uniform
 # torchvision's VGG11 ("A"): channels per 3x3 conv, "M" a 2x2 max-pool.
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
 WEIGHTS_FILE = "vgg11-8a719046.pth"  # torchvision's VGG11_Weights.IMAGENET1K_V1
+WEIGHTS_SHA256_PREFIX = "8a719046"  # torchvision names its files by their sha256
 
 
 def feature_layers():
@@ -88,7 +91,10 @@ def default_weights_path() -> pathlib.Path:
 def imagenet_features(path: str = "") -> dict:
     """Params of `features` from torchvision's VGG11 IMAGENET1K_V1 state_dict (a .pth file).
 
-    `path` empty: torchvision's download cache. Needs torch to read the file.
+    `path` empty: torchvision's download cache, where a file that is not the
+    ImageNet one (by its sha256) is an error; a file given by path only
+    warns, so that a user's own copy or fine-tune can be used. Needs torch
+    to read the file.
     """
     from jaxdigits.models import port
 
@@ -101,6 +107,15 @@ def imagenet_features(path: str = "") -> dict:
             "--config.vgg_weights=PATH to a torchvision vgg11 state_dict (.pth). "
             "The VGG regressor does not train on random features."
         )
+    digest = _sha256(file)
+    if not digest.startswith(WEIGHTS_SHA256_PREFIX):
+        message = (
+            f"{file}: sha256 {digest[:8]}..., not torchvision's IMAGENET1K_V1 VGG11 "
+            f"({WEIGHTS_SHA256_PREFIX}...)"
+        )
+        if not path:
+            raise ValueError(message + "; delete it and download it again")
+        warnings.warn(message + "; using it as --config.vgg_weights asks", stacklevel=2)
     try:
         import torch
     except ImportError as e:
@@ -110,3 +125,11 @@ def imagenet_features(path: str = "") -> dict:
     except Exception as e:  # torch raises many types for a bad file
         raise ValueError(f"{file}: not a readable torch state_dict ({e})") from e
     return port.vgg11_features(state_dict, source=str(file))
+
+
+def _sha256(file: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
