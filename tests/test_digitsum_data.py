@@ -149,6 +149,26 @@ def test_save_and_load_original_round_trip(tmp_path, n):
     np.testing.assert_array_equal(got_sums, sums)
 
 
+def test_a_failed_save_leaves_the_files_already_there_whole(tmp_path, monkeypatch):
+    old_images, old_sums = _random_set(9, seed=1)
+    digitsum.save_original(tmp_path / "ds", old_images, old_sums)
+    real_save, calls = np.save, []
+
+    def failing_save(file, array):  # the disk fills on the fourth file
+        calls.append(file)
+        if len(calls) == 4:
+            raise OSError("No space left on device")
+        real_save(file, array)
+
+    monkeypatch.setattr(np, "save", failing_save)
+    with pytest.raises(OSError, match="No space"):
+        digitsum.save_original(tmp_path / "ds", *_random_set(12, seed=2))
+    monkeypatch.undo()
+    images, sums = digitsum.load_original(tmp_path / "ds")
+    np.testing.assert_array_equal(images, old_images)
+    np.testing.assert_array_equal(sums, old_sums)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.int64, np.uint8, np.float32])
 def test_load_original_accepts_whole_number_labels_of_any_numeric_dtype(tmp_path, dtype):
     images, sums = _random_set(9, seed=1)

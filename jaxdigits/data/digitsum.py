@@ -51,12 +51,22 @@ def generate(n: int, seed: int, split: str = "train", mnist_dir: str = ""):
 
 
 def save_original(path, images: np.ndarray, sums: np.ndarray):
-    """Writes the original's six files: data{i}.npy and lab{i}.npy, i = 0..2."""
+    """Writes the original's six files: data{i}.npy and lab{i}.npy, i = 0..2.
+
+    All six are written as `.partial` files first and renamed only then, so
+    a failed write never leaves a half file under a final name.
+    """
     path = pathlib.Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    written = []
     for i, part in enumerate(np.array_split(np.arange(len(sums)), NUM_FILES)):
-        np.save(path / f"data{i}.npy", images[part])
-        np.save(path / f"lab{i}.npy", sums[part])
+        for name, array in ((f"data{i}.npy", images[part]), (f"lab{i}.npy", sums[part])):
+            tmp = path / (name + ".partial")
+            with open(tmp, "wb") as f:  # a file object: np.save adds no suffix
+                np.save(f, array)
+            written.append((tmp, path / name))
+    for tmp, final in written:
+        tmp.replace(final)
 
 
 def _load(file: pathlib.Path) -> np.ndarray:
