@@ -10,7 +10,6 @@ resume exactly: the per-epoch PRNG keys are derived from (seed, epoch), so
 no key needs saving.
 """
 
-import json
 import pathlib
 
 import jax
@@ -18,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxdigits import output
+from jaxdigits import configs
 
 STATE_DIR, BEST_DIR = "checkpoints", "best"
 
@@ -89,11 +88,7 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
 
     which: "best" (lowest validation loss) or "last" (the latest training state).
     """
-    workdir = pathlib.Path(workdir)
-    config = workdir / output.CONFIG
-    if not config.is_file():
-        raise FileNotFoundError(f"{config}: missing; is {workdir} a jaxdigits run directory?")
-    seeds = json.loads(config.read_text())["seeds"]
+    seeds = list(configs.load_saved(workdir).seeds)
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
     if which == "best":

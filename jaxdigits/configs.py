@@ -7,8 +7,11 @@ or both, comma-separated) selects variants.
 """
 
 import json
+import pathlib
 
 import ml_collections
+
+from jaxdigits import output
 
 # Normalisation constants of the original, on the 0..255 pixel scale.
 MNIST_TEST_NORM = (0.1362 * 255, 0.2893 * 255)
@@ -111,3 +114,11 @@ def with_defaults(saved: dict) -> dict:
         return out
 
     return merge(json.loads(base(None).to_json()), saved)
+
+
+def load_saved(workdir) -> ml_collections.ConfigDict:
+    """The config a run directory was trained with (its config.json, with_defaults)."""
+    path = pathlib.Path(workdir) / output.CONFIG
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; is {workdir} a jaxdigits run directory?")
+    return ml_collections.ConfigDict(with_defaults(json.loads(path.read_text())))

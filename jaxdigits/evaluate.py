@@ -12,7 +12,6 @@ import pathlib
 import sys
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from absl import app, flags, logging
 
@@ -22,17 +21,10 @@ flags.DEFINE_string("workdir", None, "A run directory written by jaxdigits.train
 flags.mark_flag_as_required("workdir")
 
 
-def load_config(workdir: pathlib.Path) -> ml_collections.ConfigDict:
-    path = workdir / output.CONFIG
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; is {workdir} a jaxdigits run directory?")
-    return ml_collections.ConfigDict(configs.with_defaults(json.loads(path.read_text())))
-
-
 def evaluate(workdir) -> dict:
     """Per-seed accuracies recomputed from the checkpoints, and summary.json's under "stored"."""
     workdir = pathlib.Path(workdir)
-    config = load_config(workdir)
+    config = configs.load_saved(workdir)
     best = checkpoint.restore_best(workdir)["best_params"]
     last = checkpoint.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)

@@ -196,7 +196,13 @@ def train_and_evaluate(config, workdir) -> dict:
         tqdm.tqdm.write(_epoch_line(record))
     bar.close()
     ckpts.close()
-    return finish(config, workdir, model, ds, state, train_idx)
+    train_acc = None
+    if config.eval_train_split:  # eval mode, last params, as the digit-sum study reported it
+        params = state["train"]["params"]
+        _, train_acc, _ = evaluate(
+            params, images, labels, train_idx, config.data.mean, config.data.std
+        )
+    return finish(config, workdir, model, ds, state, train_acc)
 
 
 def _early_stopping(state, active, val_loss, epoch, seconds, config):
@@ -229,29 +235,21 @@ def _epoch_line(r):
     )
 
 
-def finish(config, workdir, model, ds, state, train_idx) -> dict:
+def finish(config, workdir, model, ds, state, train_acc=None) -> dict:
     """Tests each seed's last and best params; writes summary, tables, figure.
 
     `test_accuracy` is the original's protocol: the params at the end of
     training (Lightning's trainer.test on the model in memory), with the
     last epoch's validation accuracy. `*_best` are the params of the lowest
-    validation loss, kept in the best checkpoint. With
-    `config.eval_train_split`, `train_accuracy` is the last params'
-    eval-mode accuracy on the seed's whole training split, as the digit-sum
-    study reported it.
+    validation loss, kept in the best checkpoint. `train_acc` [S], if
+    given, is the last params' eval-mode accuracy on each seed's whole
+    training split (`train_accuracy`).
     """
     seeds = tuple(config.seeds)
     (last_acc, last_preds), (best_acc, best_preds) = test_metrics(
         model, config, ds, state["train"]["params"], state["best_params"]
     )
     history = output.read_metrics(workdir)
-    train_acc = None
-    if config.eval_train_split:
-        images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
-        params = state["train"]["params"]
-        _, train_acc, _ = _evaluator(model, config)(
-            params, images, labels, train_idx, config.data.mean, config.data.std
-        )
     per_seed = []
     for i in range(len(seeds)):
         best = int(state["best_epoch"][i])
