@@ -8,6 +8,8 @@ label, prediction rounded to the nearest integer).
 import jax.numpy as jnp
 import optax
 
+TASKS = ("classify", "regress")
+
 
 def cross_entropy(logits, labels, class_weights=None, mask=None):
     """torch.nn.functional.cross_entropy(logits, labels, weight=class_weights), reduction mean.
@@ -35,7 +37,7 @@ def task_loss(task: str, outputs, labels, class_weights=None, mask=None):
         return cross_entropy(outputs, labels, class_weights, mask)
     if task == "regress":
         return mse(outputs, labels, mask)
-    raise ValueError(f"unknown task {task!r}: use classify or regress")
+    raise ValueError(f"unknown task {task!r}: use {' or '.join(TASKS)}")
 
 
 def predictions(task: str, outputs):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, configs, data, models, originals, output, steps
+from jaxdigits import checkpoint, configs, data, losses, models, originals, output, steps
 from jaxdigits.data import pipeline
 from jaxdigits.models import vgg
 
@@ -18,10 +18,14 @@ from jaxdigits.models import vgg
 RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call", "vgg_weights")
 
 
-def _check_seeds(config):
+def _check_config(config):
+    """Values that would otherwise fail only after the data is built and the step traced."""
     seeds = tuple(config.seeds)
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"config.seeds must be non-empty and distinct, got {seeds}")
+    if config.task not in losses.TASKS:
+        raise ValueError(f"config.task={config.task!r}: use {' or '.join(losses.TASKS)}")
+    steps.seed_axis(config)  # raises on an unknown value
 
 
 def _save_config(config, workdir: pathlib.Path, resuming: bool):
@@ -120,7 +124,7 @@ def test_metrics(model, config, ds: data.Data, *param_sets):
 
 def train_and_evaluate(config, workdir) -> dict:
     workdir = pathlib.Path(workdir)
-    _check_seeds(config)
+    _check_config(config)
     seeds = tuple(config.seeds)
     n_seeds = len(seeds)
     resuming = bool(checkpoint.latest_epoch(workdir))

@@ -399,3 +399,14 @@ def test_export_cli_seed_and_bad_mnist_dir(tmp_path):
             ["--dataset", "digitsum", "--out", str(tmp_path / "x"), "--mnist-dir", str(tmp_path)]
         )
     assert not (tmp_path / "x").exists()
+
+
+def test_export_cli_refuses_a_bad_size_and_an_unwritable_out(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        export.main(["--dataset", "digitsum", "--out", str(tmp_path / "a"), "--size", "-1"])
+    assert "not a positive number" in capsys.readouterr().err
+    taken = tmp_path / "a_file"
+    taken.write_text("mine")
+    with pytest.raises(SystemExit, match=f"error: .*{taken.name}"):
+        export.main(["--dataset", "digitsum", "--out", str(taken), "--size", "3"])
+    assert taken.read_text() == "mine"

@@ -102,6 +102,13 @@ def test_seeds_of_the_configs(name):
     assert tuple(load_config(name).seeds) == (0, 10)  # :smoke keeps two
 
 
+@pytest.mark.parametrize("key,value", [("task", "regression"), ("seed_axis", "pmap")])
+def test_a_bad_value_stops_before_anything_is_written(tmp_path, key, value):
+    with pytest.raises(ValueError, match=f"config.{key}='{value}'"):
+        trainer.train_and_evaluate(regressor(**{key: value}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_vgg_without_imagenet_weights_stops_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     with pytest.raises(FileNotFoundError, match="IMAGENET1K_V1"):

@@ -17,12 +17,18 @@ from jaxdigits.data import digitsum, image_folder, mislabeled
 from jaxdigits.data.errors import DataError
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of images")
+    return int(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="folder, or a path ending in .zip")
     parser.add_argument("--dataset", choices=("mislabeled", "digitsum"), default="mislabeled")
     parser.add_argument("--seed", type=int, default=0, help="seed of the wrong labels / canvases")
-    parser.add_argument("--size", type=int, default=digitsum.SIZE, help="digitsum: images")
+    parser.add_argument("--size", type=_positive, default=digitsum.SIZE, help="digitsum: images")
     parser.add_argument("--mnist-dir", default="", help="MNIST IDX folder ($JAXDIGITS_DATA_DIR)")
     args = parser.parse_args(argv)
     try:
@@ -32,10 +38,10 @@ def main(argv=None):
             print(f"wrote {len(images)} canvases to {args.out}/data0-2.npy, lab0-2.npy")
             return
         images, wrong, _ = mislabeled.generate(args.seed, args.mnist_dir)
-    except DataError as e:
+        names = [f"{i:05d}" for i in range(len(images))]
+        image_folder.write(args.out, images, [str(k) for k in wrong], names)
+    except (DataError, OSError) as e:  # OSError: --out cannot be written
         sys.exit(f"error: {e}")
-    names = [f"{i:05d}" for i in range(len(images))]
-    image_folder.write(args.out, images, [str(k) for k in wrong], names)
     print(f"wrote {len(images)} images in folders 0..9 to {args.out}")
 
 
