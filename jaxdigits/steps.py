@@ -93,22 +93,38 @@ def _inputs(key, images_u8, cfg):
     )
 
 
-def train_step(state, images, labels, idx, key, *, model, tx, cfg):
-    """One optimizer step of one seed on the batch images[idx]. Pure."""
-    k_aug, k_dropout = jax.random.split(key)
-    x = _inputs(k_aug, images[idx], cfg)
-    y = labels[idx]
+def update(state, x, y, key, *, model, tx, cfg, compute_dtype=None, axis_name=None):
+    """One optimizer step of one seed on a prepared batch: x [B, H, W, 1] float, y [B]. Pure.
+
+    `compute_dtype` (e.g. jnp.bfloat16): the forward and backward run in it
+    on cast params and inputs, while the master params, the loss and the
+    Adam update stay float32 (mixed precision). `axis_name`: gradients and
+    metrics are averaged over that mapped axis (data parallel under pmap).
+    """
     weights = jnp.asarray(cfg.class_weights, jnp.float32) if cfg.class_weights else None
 
     def loss_fn(params):
-        out = model.apply({"params": params}, x, train=True, rngs={"dropout": k_dropout})
+        if compute_dtype is not None:
+            params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
+        xin = x if compute_dtype is None else x.astype(compute_dtype)
+        out = model.apply({"params": params}, xin, train=True, rngs={"dropout": key})
+        out = out.astype(jnp.float32)
         return losses.task_loss(cfg.task, out, y, weights), out
 
     (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    metrics = {"loss": loss, "accuracy": jnp.mean(losses.predictions(cfg.task, out) == y)}
+    if axis_name is not None:
+        grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     new_state = {"params": optax.apply_updates(state["params"], updates), "opt_state": opt_state}
-    metrics = {"loss": loss, "accuracy": jnp.mean(losses.predictions(cfg.task, out) == y)}
     return new_state, metrics
+
+
+def train_step(state, images, labels, idx, key, *, model, tx, cfg):
+    """One optimizer step of one seed on the batch images[idx], prepared on the device. Pure."""
+    k_aug, k_dropout = jax.random.split(key)
+    x = _inputs(k_aug, images[idx], cfg)
+    return update(state, x, labels[idx], k_dropout, model=model, tx=tx, cfg=cfg)
 
 
 def steps_per_call(cfg) -> int:

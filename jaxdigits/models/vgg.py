@@ -59,8 +59,8 @@ def _pool_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 def adaptive_avg_pool(x, size):
     """torch.nn.AdaptiveAvgPool2d(size) on NHWC [B, H, W, C]."""
-    rows = _pool_matrix(x.shape[1], size[0])
-    cols = _pool_matrix(x.shape[2], size[1])
+    rows = jnp.asarray(_pool_matrix(x.shape[1], size[0]), x.dtype)
+    cols = jnp.asarray(_pool_matrix(x.shape[2], size[1]), x.dtype)
     return jnp.einsum("ih,bhwc,jw->bijc", rows, x, cols)
 
 
