@@ -1,0 +1,216 @@
+"""Training throughput of every network, JAX against PyTorch, on the device it runs on.
+
+    python bench/throughput.py            # the full grid (meant for a GPU)
+    python bench/throughput.py --quick    # a reduced grid, a few minutes on a 2-core CPU
+
+Per network, batch size and precision, every mode of both frameworks is
+built on the same weights (ported from the PyTorch model), optimizer and
+batches; the steps of a timed call are fixed per network and batch (long
+enough to take about --call-seconds). Each mode is called twice untimed
+(compilation, warm-up), then the modes are timed in turn, their order
+rotated every repeat, so drift hits all of them alike. Prints a markdown
+table and writes bench/results/<device>-<date>[-quick].json and .md,
+merged into an earlier file of the same device and day.
+"""
+
+import argparse
+import gc
+import math
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU memory to torch too
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+
+from bench import end_to_end, jax_bench, networks, report, torch_bench  # noqa: E402
+from jaxdigits import output  # noqa: E402
+
+QUICK = {
+    "batch_sizes": (32, 64),
+    "precisions": ("f32",),
+    "jax_modes": ("step", "fused"),
+    "torch_modes": ("eager", "eager_cl"),
+    "repeats": 3,
+    "call_seconds": 0.5,
+}
+FULL = {
+    "batch_sizes": (32, 64, 256, 1024),
+    "precisions": ("f32", "bf16"),
+    "jax_modes": jax_bench.MODES,
+    "torch_modes": torch_bench.MODES,
+    "repeats": 5,
+    "call_seconds": 1.0,
+}
+MAX_STEPS = 200  # per timed call
+
+
+def _csv(kind, choices=None):
+    def parse(text):
+        items = tuple(kind(t) for t in text.split(",") if t)
+        bad = [t for t in items if choices is not None and t not in choices]
+        if not items or bad:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(choices or ())}")
+        return items
+
+    return parse
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="the reduced grid: " + str(QUICK))
+    names = tuple(networks.NETWORKS)
+    p.add_argument("--networks", type=_csv(str, names), default=names)
+    p.add_argument("--batch-sizes", type=_csv(int))
+    p.add_argument("--precisions", type=_csv(str, tuple(jax_bench.DTYPES)))
+    p.add_argument("--jax-modes", type=_csv(str, jax_bench.MODES))
+    p.add_argument("--torch-modes", type=_csv(str, torch_bench.MODES))
+    p.add_argument("--repeats", type=int)
+    p.add_argument("--steps", type=int, help="steps per timed call (default: calibrated)")
+    p.add_argument("--call-seconds", type=float, help="calibrate a timed call to about this")
+    p.add_argument(
+        "--end-to-end",
+        choices=("auto", "full", "quick", "none"),
+        default="auto",
+        help="whole runs: full size, shrunk, or none (auto: quick with --quick, else full)",
+    )
+    p.add_argument("--out", default=str(networks.ROOT / "bench" / "results"))
+    args = p.parse_args(argv)
+    grid = QUICK if args.quick else FULL
+    for key, value in grid.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if any(b < 1 for b in args.batch_sizes) or args.repeats < 1 or (args.steps or 1) < 1:
+        p.error("--batch-sizes, --repeats and --steps must be positive")
+    if args.end_to_end == "auto":
+        args.end_to_end = "quick" if args.quick else "full"
+    return args
+
+
+def _calibrate(net, cfg, batch, args) -> int:
+    """Steps per timed call: about args.call_seconds of JAX float32 steps."""
+    if args.steps:
+        return args.steps
+    model, params, _ = net.models()
+    x, y = networks.batches(cfg, batch, 2)
+    run = jax_bench.build("step", model, params, cfg, x, y)
+    run()
+    t0 = time.perf_counter()
+    run()
+    per_step = (time.perf_counter() - t0) / 2
+    return max(1, min(MAX_STEPS, math.ceil(args.call_seconds / per_step)))
+
+
+def _variants(args):
+    for precision in args.precisions:
+        for mode in args.jax_modes:
+            yield "jax", mode, precision
+        for mode in args.torch_modes:
+            yield "torch", mode, precision
+
+
+def measure(net, batch, args, flops_per_image, peak) -> list[dict]:
+    """Rows for one network and batch size: every variant, timed interleaved."""
+    cfg = net.config()
+    n_steps = _calibrate(net, cfg, batch, args)
+    x, y = networks.batches(cfg, batch, n_steps, seed=1)
+    rows, runs = [], {}
+    for framework, mode, precision in _variants(args):
+        row = {"network": net.name, "batch": batch, "precision": precision}
+        row.update(framework=framework, mode=mode, steps_per_call=n_steps)
+        rows.append(row)
+        try:
+            model, params, torch_model = net.models()
+            t0 = time.perf_counter()
+            if framework == "jax":
+                run = jax_bench.build(mode, model, params, cfg, x, y, precision)
+            else:
+                run = torch_bench.build(mode, torch_model, cfg, x, y, precision)
+            run()  # compile
+            row["first_call_s"] = time.perf_counter() - t0
+            run()  # warm-up
+            runs[len(rows) - 1] = (run, [])
+        except jax_bench.Unavailable as e:
+            row.update(status="unavailable", reason=str(e))
+        except Exception as e:  # a mode broken on this machine is reported, not fatal
+            row.update(status="failed", reason=f"{type(e).__name__}: {str(e)[:300]}")
+    order = list(runs)
+    for r in range(args.repeats if order else 0):
+        shift = r % len(order)
+        for i in order[shift:] + order[:shift]:
+            run, samples = runs[i]
+            t0 = time.perf_counter()
+            run()
+            samples.append(batch * n_steps / (time.perf_counter() - t0))
+    for i, (_, samples) in runs.items():
+        row = rows[i]
+        row.update(status="ok", samples=samples, **report.summarise(samples))
+        call_s = batch * n_steps / row["images_per_s"]
+        row["compile_s"] = max(row["first_call_s"] - call_s, 0.0)
+        if flops_per_image:
+            row["tflops"] = flops_per_image * row["images_per_s"] / 1e12
+            row["peak_fraction"] = row["tflops"] / peak if peak else None
+    del runs
+    gc.collect()
+    if torch_bench.device().type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    env = report.environment()
+    print(
+        f"device: {env['device']}, {env['jax_devices']} JAX device(s); torch: {env['torch_device']}"
+    )
+    results = {
+        "schema": report.SCHEMA,
+        "environment": env,
+        "settings": {k: getattr(args, k) for k in (*FULL, "quick", "steps", "end_to_end")},
+        "throughput": [],
+        "end_to_end": [],
+    }
+    for name in args.networks:
+        net = networks.NETWORKS[name]
+        model, params, _ = net.models()
+        x, y = networks.batches(net.config(), args.batch_sizes[0], 1)
+        flops = jax_bench.flops_per_image(model, params, net.config(), x, y)
+        results["network_gflops_per_image"] = results.get("network_gflops_per_image", {})
+        results["network_gflops_per_image"][name] = flops and flops / 1e9
+        for batch in args.batch_sizes:
+            rows = measure(net, batch, args, flops, env["bf16_peak_tflops"])
+            results["throughput"] += rows
+            for r in rows:
+                rate = _rate(r)
+                print(f"{name} b{batch} {r['precision']} {r['framework']} {r['mode']}: {rate}")
+    if args.end_to_end != "none":
+        quick = args.end_to_end == "quick"
+        for run in end_to_end.RUNS:
+            for fw, fn in (("jax", end_to_end.run_jax), ("torch", end_to_end.run_torch)):
+                record = fn(run, quick)
+                record["quick"] = quick
+                results["end_to_end"].append(record)
+                print(f"end to end {run} {fw}: {record['wall_s']:.1f} s")
+    path = report.results_path(args.out, env, args.quick)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results = report.merge(path, results)
+    text = report.markdown(results)
+    output.write_json(path, results)
+    output.write_text(path.with_suffix(".md"), text)
+    print(text)
+    print(f"wrote {path} and {path.with_suffix('.md').name}")
+    return results
+
+
+def _rate(row) -> str:
+    if row.get("images_per_s"):
+        return f"{row['images_per_s']:,.0f} images/s (spread {100 * row['spread']:.0f} %)"
+    return f"{row['status']}: {row['reason']}"
+
+
+if __name__ == "__main__":
+    main()
