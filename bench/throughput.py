@@ -45,6 +45,7 @@ FULL = {
     "call_seconds": 1.0,
 }
 MAX_STEPS = 200  # per timed call
+MAX_BATCH_BYTES = 1 << 30  # of input batches per call: every mode holds its own copy
 
 
 def _csv(kind, choices=None):
@@ -90,7 +91,8 @@ def parse_args(argv=None):
 
 
 def _calibrate(net, cfg, batch, args) -> int:
-    """Steps per timed call: about args.call_seconds of JAX float32 steps."""
+    """Steps per timed call: about args.call_seconds of JAX float32 steps, at most MAX_STEPS
+    and MAX_BATCH_BYTES of input batches."""
     if args.steps:
         return args.steps
     model, params, _ = net.models()
@@ -100,7 +102,8 @@ def _calibrate(net, cfg, batch, args) -> int:
     t0 = time.perf_counter()
     run()
     per_step = (time.perf_counter() - t0) / 2
-    return max(1, min(MAX_STEPS, math.ceil(args.call_seconds / per_step)))
+    most = min(MAX_STEPS, max(1, MAX_BATCH_BYTES // x[0].nbytes))
+    return max(1, min(most, math.ceil(args.call_seconds / per_step)))
 
 
 def _variants(args):
