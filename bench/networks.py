@@ -7,12 +7,11 @@ exactly what the runs train.
 """
 
 import dataclasses
-import importlib.util
 import pathlib
 
 import numpy as np
 
-from jaxdigits import models
+from jaxdigits import configs, models
 from jaxdigits.models import port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,11 +26,7 @@ class Network:
 
     def config(self):
         """The experiment config this network trains with (configs/<file>)."""
-        path = ROOT / "configs" / self.config_file
-        spec = importlib.util.spec_from_file_location(f"configs_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.get_config()
+        return configs.from_file(ROOT / "configs" / self.config_file)
 
     def models(self, seed: int = 0):
         """(flax module, its params, torch module): the same weights in both, torch's init."""

@@ -6,6 +6,7 @@ changed. The arg after the colon (`configs/part3.py:smoke`, `:pretrained`,
 or both, comma-separated) selects variants.
 """
 
+import importlib.util
 import json
 import pathlib
 
@@ -102,6 +103,15 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.num_epochs = 1
     c.eval_batch_size = 64
     return c
+
+
+def from_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
+    """What `--config PATH:ARG` gives: the config file's get_config(arg)."""
+    path = pathlib.Path(path)
+    spec = importlib.util.spec_from_file_location(f"config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
 
 
 def with_defaults(saved: dict) -> dict:

@@ -1,6 +1,5 @@
 """The digit-sum set: generation from MNIST, the original's six .npy files, build and export."""
 
-import importlib.util
 import io
 import pathlib
 import re
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 from helpers_data import REPO_ROOT, mnist_dir
 
+from jaxdigits import configs
 from jaxdigits import data as jdata
 from jaxdigits.data import DataError, digitsum, export, mnist
 
@@ -292,12 +292,7 @@ def test_load_original_empty_folder_names_the_first_file(tmp_path):
 
 
 def _digitsum_config(path, **data):
-    spec = importlib.util.spec_from_file_location(
-        "digitsum_regressor", REPO_ROOT / "configs" / "digitsum_regressor.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config("smoke").data
+    cfg = configs.from_file(REPO_ROOT / "configs" / "digitsum_regressor.py", "smoke").data
     cfg.path = str(path)
     cfg.mnist_dir = str(mnist_dir())
     cfg.update(data)

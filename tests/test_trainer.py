@@ -1,6 +1,5 @@
 """End-to-end smoke runs: resume, evaluate, several seeds, config errors."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -10,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdigits import checkpoint, evaluate, output, trainer
+from jaxdigits import checkpoint, configs, evaluate, output, trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
@@ -20,10 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def load_config(name, arg="smoke", **overrides):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
+    config = configs.from_file(ROOT / "configs" / f"{name}.py", arg)
     config.patience = 5  # keep every epoch of these short runs
     config.update(overrides)
     return config
