@@ -12,6 +12,8 @@ from importlib import metadata
 
 import jax
 
+from bench import jax_bench, torch_bench
+
 SCHEMA = 1
 # Dense bf16 tensor-core peak (TFLOP/s) by device kind; the fraction of peak is against it.
 BF16_PEAK_TFLOPS = (
@@ -97,6 +99,10 @@ def merge(path: pathlib.Path, new: dict) -> dict:
         return list(merged.values())
 
     out = dict(new)
+    out["network_gflops_per_image"] = {
+        **old["network_gflops_per_image"],
+        **new["network_gflops_per_image"],
+    }
     out["throughput"] = rows(row_key, "throughput")
     out["end_to_end"] = rows(lambda r: (r["run"], r["framework"], r["quick"]), "end_to_end")
     return out
@@ -148,8 +154,7 @@ def markdown(results: dict) -> str:
         "that failed, listed below, or a peak not known for this device).",
         "",
     ]
-    jax_modes = ("step", "fused", "dp_jit", "dp_pmap")
-    torch_modes = ("eager", "eager_cl", "compile")
+    jax_modes, torch_modes = jax_bench.MODES, torch_bench.MODES
     head = ["network", "batch", "precision"]
     head += [f"JAX {m}" for m in jax_modes] + [f"torch {m}" for m in torch_modes]
     head += ["JAX / eager", "JAX / compile", "JAX TFLOP/s", "% bf16 peak"]

@@ -14,6 +14,7 @@ merged into an earlier file of the same device and day.
 """
 
 import argparse
+import copy
 import gc
 import math
 import os
@@ -90,12 +91,11 @@ def parse_args(argv=None):
     return args
 
 
-def _calibrate(net, cfg, batch, args) -> int:
+def _calibrate(model, params, cfg, batch, args) -> int:
     """Steps per timed call: about args.call_seconds of JAX float32 steps, at most MAX_STEPS
     and MAX_BATCH_BYTES of input batches."""
     if args.steps:
         return args.steps
-    model, params, _ = net.models()
     x, y = networks.batches(cfg, batch, 2)
     run = jax_bench.build("step", model, params, cfg, x, y)
     run()
@@ -117,7 +117,8 @@ def _variants(args):
 def measure(net, batch, args, flops_per_image, peak) -> list[dict]:
     """Rows for one network and batch size: every variant, timed interleaved."""
     cfg = net.config()
-    n_steps = _calibrate(net, cfg, batch, args)
+    model, params, torch_model = net.models()
+    n_steps = _calibrate(model, params, cfg, batch, args)
     x, y = networks.batches(cfg, batch, n_steps, seed=1)
     rows, runs = [], {}
     for framework, mode, precision in _variants(args):
@@ -125,12 +126,11 @@ def measure(net, batch, args, flops_per_image, peak) -> list[dict]:
         row.update(framework=framework, mode=mode, steps_per_call=n_steps)
         rows.append(row)
         try:
-            model, params, torch_model = net.models()
             t0 = time.perf_counter()
-            if framework == "jax":
+            if framework == "jax":  # params stay as given: JAX copies them to the device
                 run = jax_bench.build(mode, model, params, cfg, x, y, precision)
-            else:
-                run = torch_bench.build(mode, torch_model, cfg, x, y, precision)
+            else:  # torch trains its module in place
+                run = torch_bench.build(mode, copy.deepcopy(torch_model), cfg, x, y, precision)
             run()  # compile
             row["first_call_s"] = time.perf_counter() - t0
             run()  # warm-up
@@ -174,15 +174,16 @@ def main(argv=None):
         "schema": report.SCHEMA,
         "environment": env,
         "settings": {k: getattr(args, k) for k in (*FULL, "quick", "steps", "end_to_end")},
+        "network_gflops_per_image": {},
         "throughput": [],
         "end_to_end": [],
     }
     for name in args.networks:
         net = networks.NETWORKS[name]
         model, params, _ = net.models()
-        x, y = networks.batches(net.config(), args.batch_sizes[0], 1)
-        flops = jax_bench.flops_per_image(model, params, net.config(), x, y)
-        results["network_gflops_per_image"] = results.get("network_gflops_per_image", {})
+        cfg = net.config()
+        x, y = networks.batches(cfg, args.batch_sizes[0], 1)
+        flops = jax_bench.flops_per_image(model, params, cfg, x, y)
         results["network_gflops_per_image"][name] = flops and flops / 1e9
         for batch in args.batch_sizes:
             rows = measure(net, batch, args, flops, env["bf16_peak_tflops"])

@@ -122,13 +122,25 @@ def test_two_devices_split_the_batch_or_say_why_not(tmp_path):
     assert "batch 3 does not split over 2 devices" in path.with_suffix(".md").read_text()
 
 
-def test_merge_refuses_another_device(tmp_path):
+def _results(network, device="A"):
+    row = {"network": network, "batch": 2, "precision": "f32", "framework": "jax"}
+    return {
+        "schema": report.SCHEMA,
+        "environment": {"device": device},
+        "network_gflops_per_image": {network: 1.0},
+        "throughput": [{**row, "mode": "step"}],
+        "end_to_end": [],
+    }
+
+
+def test_merge_keeps_the_other_networks_and_refuses_another_device(tmp_path):
     path = tmp_path / "r.json"
-    old = {"schema": report.SCHEMA, "environment": {"device": "A"}, "throughput": []}
-    old["end_to_end"] = []
-    path.write_text(json.dumps(old))
+    path.write_text(json.dumps(_results("five_conv")))
+    merged = report.merge(path, _results("vgg_regressor"))
+    assert sorted(merged["network_gflops_per_image"]) == ["five_conv", "vgg_regressor"]
+    assert sorted(r["network"] for r in merged["throughput"]) == ["five_conv", "vgg_regressor"]
     with pytest.raises(ValueError, match="r.json: another device"):
-        report.merge(path, {**old, "environment": {"device": "B"}})
+        report.merge(path, _results("five_conv", device="B"))
 
 
 @pytest.mark.parametrize("bad", ["--batch-sizes=0", "--networks=resnet", "--jax-modes=vmap"])
