@@ -68,3 +68,11 @@ def png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def random_digitsum_set(n, seed=0):
+    """n random 40x168 uint8 canvases and sums 0..36 (int32): stand-ins for the original's."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 40, 168), dtype=np.uint8)
+    sums = rng.integers(0, 37, n).astype(np.int32)
+    return images, sums
