@@ -84,14 +84,25 @@ def results_path(out_dir, env: dict, quick: bool) -> pathlib.Path:
     return pathlib.Path(out_dir) / f"{slug}-{env['date']}{'-quick' if quick else ''}.json"
 
 
-def merge(path: pathlib.Path, new: dict) -> dict:
-    """`new` over an earlier file of the same device and day: its rows replace those with the
-    same key, the others stay (so a grid can be run in parts, e.g. a network per call)."""
+def previous(path: pathlib.Path, device: str) -> dict | None:
+    """The results already in `path`, to merge into (None if there are none). Read before the
+    bench runs, so that a file it cannot merge into stops it before any work is lost."""
     if not path.exists():
-        return new
-    old = json.loads(path.read_text())
-    if old.get("schema") != SCHEMA or old["environment"]["device"] != new["environment"]["device"]:
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable results file ({e}); move it away") from e
+    if old.get("schema") != SCHEMA or old.get("environment", {}).get("device") != device:
         raise ValueError(f"{path}: another device or schema; move it away to start afresh")
+    return old
+
+
+def merge(old: dict | None, new: dict) -> dict:
+    """`new` over the earlier results of the same device and day: its rows replace those with
+    the same key, the others stay (so a grid can be run in parts, e.g. a network per call)."""
+    if old is None:
+        return new
 
     def rows(key, name):
         merged = {key(r): r for r in old[name]}

@@ -167,6 +167,12 @@ def measure(net, batch, args, flops_per_image, peak) -> list[dict]:
 def main(argv=None):
     args = parse_args(argv)
     env = report.environment()
+    path = report.results_path(args.out, env, args.quick)
+    try:  # before any work: a results file that cannot be written or merged stops it now
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = report.previous(path, env["device"])
+    except (OSError, ValueError) as e:
+        sys.exit(f"error: {e}")
     print(
         f"device: {env['device']}, {env['jax_devices']} JAX device(s); torch: {env['torch_device']}"
     )
@@ -199,9 +205,7 @@ def main(argv=None):
                 record["quick"] = quick
                 results["end_to_end"].append(record)
                 print(f"end to end {run} {fw}: {record['wall_s']:.1f} s")
-    path = report.results_path(args.out, env, args.quick)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    results = report.merge(path, results)
+    results = report.merge(old, results)
     text = report.markdown(results)
     output.write_json(path, results)
     output.write_text(path.with_suffix(".md"), text)

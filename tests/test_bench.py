@@ -3,6 +3,7 @@
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -136,11 +137,27 @@ def _results(network, device="A"):
 def test_merge_keeps_the_other_networks_and_refuses_another_device(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_results("five_conv")))
-    merged = report.merge(path, _results("vgg_regressor"))
+    merged = report.merge(report.previous(path, "A"), _results("vgg_regressor"))
     assert sorted(merged["network_gflops_per_image"]) == ["five_conv", "vgg_regressor"]
     assert sorted(r["network"] for r in merged["throughput"]) == ["five_conv", "vgg_regressor"]
     with pytest.raises(ValueError, match="r.json: another device"):
-        report.merge(path, _results("five_conv", device="B"))
+        report.previous(path, "B")
+
+
+def test_an_unusable_out_stops_the_bench_before_it_runs(tmp_path, capsys):
+    """--out that is a file, or a results file of that day that is not JSON: one line naming
+    it, before any timing, and the file is left as it was."""
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    argv = ["--networks=sum_cnn_regressor", "--end-to-end=none"]
+    with pytest.raises(SystemExit, match=f"^error: .*{taken.name}"):
+        throughput.main([*argv, f"--out={taken}"])
+    path = report.results_path(tmp_path, report.environment(), quick=False)
+    path.write_text("{half a fi")
+    with pytest.raises(SystemExit, match=f"^error: {re.escape(str(path))}: not a readable"):
+        throughput.main([*argv, f"--out={tmp_path}"])
+    assert path.read_text() == "{half a fi" and taken.read_text() == "mine"
+    assert "images/s" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("bad", ["--batch-sizes=0", "--networks=resnet", "--jax-modes=vmap"])
