@@ -9,6 +9,7 @@ nn.Conv2d / nn.Linear, so that training starts from the same distribution.
 
 import flax.linen as nn
 
+from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import conv, dense, max_pool
 
 
@@ -23,7 +24,7 @@ class FiveConv(nn.Module):
         for i, (features, rate) in enumerate(zip(self.features, self.dropout_rates, strict=True)):
             x = conv(features, (3, 3), x.shape[-1], padding="VALID", name=f"conv{i + 1}")(x)
             x = nn.relu(x)
-            x = nn.Dropout(rate, deterministic=not train)(x)
+            x = Dropout(rate, deterministic=not train)(x)
             if i < last:
                 x = max_pool(x)
         x = x.reshape(x.shape[0], -1)

@@ -17,6 +17,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import conv, dense, max_pool, torch_uniform
 
 # torchvision's VGG11 ("A"): channels per 3x3 conv, "M" a 2x2 max-pool.
@@ -76,7 +77,7 @@ class VGGRegressor(nn.Module):
         x = x.reshape(x.shape[0], -1)
         for i, features in enumerate((4096, 256)):
             x = nn.relu(dense(features, x.shape[-1], name=f"fc{i + 1}")(x))
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+            x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return dense(self.num_classes, x.shape[-1], name="fc3")(x)
 
 
