@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdigits import models, steps
+from jaxdigits import models, steps, xla
 
 MODES = ("step", "fused", "dp_jit", "dp_pmap")
 DTYPES = {"f32": None, "bf16": jnp.bfloat16}
@@ -68,7 +68,7 @@ def _runner(mode, update, state_box, x, y):
         return run
 
     if mode == "step":
-        step = jax.jit(update, donate_argnums=0)
+        step = xla.jit(update, donate_argnums=0)
         xs, ys = [jnp.asarray(a) for a in x], [jnp.asarray(a) for a in y]
         return looped(step, xs, ys, list(keys))
 
@@ -77,7 +77,7 @@ def _runner(mode, update, state_box, x, y):
         # XLA:CPU runs a step many times slower inside a while loop.
         unroll = n_steps if jax.default_backend() == "cpu" else 1
 
-        @functools.partial(jax.jit, donate_argnums=0)
+        @functools.partial(xla.jit, donate_argnums=0)
         def fused(s, xs, ys, ks):
             return jax.lax.scan(lambda c, b: update(c, *b), s, (xs, ys, ks), unroll=unroll)
 
@@ -97,7 +97,7 @@ def _runner(mode, update, state_box, x, y):
         # axes would put shardings in the types and ask each reshape to name its own.
         mesh = jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
         rep, shard = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
-        step = jax.jit(
+        step = xla.jit(
             update,
             in_shardings=(rep, shard, shard, rep),
             out_shardings=(rep, rep),
@@ -128,7 +128,7 @@ def flops_per_image(model, params, cfg, x, y) -> float | None:
     """Training FLOPs per image of one float32 step, from XLA's cost analysis (None where the
     backend gives none)."""
     update, state = _setup(model, params, cfg, "f32")
-    lowered = jax.jit(update).lower(state, x[0], y[0], jax.random.PRNGKey(0))
+    lowered = xla.jit(update).lower(state, x[0], y[0], jax.random.PRNGKey(0))
     cost = lowered.compile().cost_analysis()
     if isinstance(cost, list | tuple):  # older jax: one dict per program
         cost = cost[0] if cost else None

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdigits import losses
+from jaxdigits import losses, xla
 from jaxdigits.data import pipeline
 
 
@@ -189,7 +189,7 @@ def make_train_epoch(model, tx, cfg, progress=None):
     chunk = steps_per_call(cfg)
     if not chunk:
 
-        @functools.partial(jax.jit, donate_argnums=(0,))
+        @functools.partial(xla.jit, donate_argnums=(0,))
         def whole_epoch(states, images, labels, train_idx, keys, active):
             batches = shuffle(train_idx, keys)
             states, metrics = run_steps(states, images, labels, batches, keys, active, 0)
@@ -197,9 +197,9 @@ def make_train_epoch(model, tx, cfg, progress=None):
 
         return whole_epoch
 
-    shuffle_jit = jax.jit(shuffle)
+    shuffle_jit = xla.jit(shuffle)
     # A chunk is unrolled completely (unroll = its length), so XLA emits no loop.
-    chunk_jit = jax.jit(lambda *a: run_steps(*a, unroll=a[3].shape[0]), donate_argnums=(0,))
+    chunk_jit = xla.jit(lambda *a: run_steps(*a, unroll=a[3].shape[0]), donate_argnums=(0,))
 
     def chunked_epoch(states, images, labels, train_idx, keys, active):
         batches = shuffle_jit(train_idx, keys)
@@ -239,7 +239,7 @@ def make_evaluate(model, cfg):
         return loss.sum() / mask.sum(), preds.reshape(-1)
 
     in_axes = (0, None, None, 0, None, None, None)
-    return jax.jit(over_seeds(one_seed, in_axes, seed_axis(cfg)))
+    return xla.jit(over_seeds(one_seed, in_axes, seed_axis(cfg)))
 
 
 def padded(idx: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
