@@ -25,10 +25,98 @@ def torch_uniform(fan_in: int):
 
 
 def conv(features: int, kernel_size, in_features: int, **kwargs) -> nn.Conv:
-    """nn.Conv (NHWC, HWIO kernel) with torch's default initialisation."""
+    """nn.Conv (NHWC, HWIO kernel) with torch's default initialisation, computed by
+    conv_general_dilated below."""
     fan_in = in_features * math.prod(kernel_size)
     init = torch_uniform(fan_in)
-    return nn.Conv(features, kernel_size, kernel_init=init, bias_init=init, **kwargs)
+    return nn.Conv(
+        features,
+        kernel_size,
+        kernel_init=init,
+        bias_init=init,
+        conv_general_dilated=conv_general_dilated,
+        **kwargs,
+    )
+
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+def conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs):
+    """lax.conv_general_dilated, with gradients that XLA:CPU computes fast.
+
+    On the CPU backend, a stride-1, undilated, ungrouped NHWC/HWIO
+    convolution (every conv of these networks) goes through `_conv_nhwc`,
+    whose gradients are themselves NHWC/HWIO convolutions. JAX's own
+    transpose rules give the weight gradient a permuted dimension order
+    (f01b_i01o->01bf). At the top level of a program XLA:CPU permutes such a
+    convolution back into its library form, but inside a while loop (a
+    rolled lax.scan, the trainer's epoch) it does not, and compiles it as a
+    plain loop nest: a 3x3 conv 16->32 on a 32x44x59 batch took 1.8 s per
+    gradient there against 34 ms through `_conv_nhwc` (jax 0.10.2, 2 cores),
+    which also compiles 15x faster. Same values; other backends and other
+    convolutions use lax.conv_general_dilated itself.
+    """
+    pads = _plain_pads(lhs, rhs, window_strides, padding, kwargs)
+    if pads is None or jax.default_backend() != "cpu":
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs)
+    return _conv_nhwc(lhs, rhs, pads, kwargs.get("precision"))
+
+
+def _plain_pads(lhs, rhs, window_strides, padding, kwargs):
+    """The ((top, bottom), (left, right)) padding of a stride-1, undilated, ungrouped NHWC/HWIO
+    convolution padded by less than its kernel; None for any other."""
+    kernel = rhs.shape[:2]
+    if lhs.ndim != 4 or tuple(window_strides) != (1, 1):
+        return None
+    if any(tuple(kwargs.get(k) or (1, 1)) != (1, 1) for k in ("lhs_dilation", "rhs_dilation")):
+        return None
+    if kwargs.get("feature_group_count", 1) != 1 or kwargs.get("batch_group_count", 1) != 1:
+        return None
+    if kwargs.get("preferred_element_type") is not None:
+        return None
+    numbers = lambda dn: lax.conv_dimension_numbers(lhs.shape, rhs.shape, dn)  # noqa: E731
+    if numbers(kwargs.get("dimension_numbers")) != numbers(NHWC):
+        return None
+    if padding in ("VALID", "SAME"):
+        padding = lax.padtype_to_pads(lhs.shape[1:3], kernel, window_strides, padding)
+    elif isinstance(padding, str):
+        return None
+    pads = tuple((int(lo), int(hi)) for lo, hi in padding)
+    if not all(0 <= p < k for (lo, hi), k in zip(pads, kernel, strict=True) for p in (lo, hi)):
+        return None
+    return pads
+
+
+def _conv(x, w, pads, precision):
+    return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=NHWC, precision=precision)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_nhwc(x, w, pads, precision):
+    """Stride-1 conv of x [B, H, W, Ci] with w [kh, kw, Ci, Co], padded by pads."""
+    return _conv(x, w, pads, precision)
+
+
+def _conv_nhwc_fwd(x, w, pads, precision):
+    return _conv(x, w, pads, precision), (x, w)
+
+
+def _conv_nhwc_bwd(pads, precision, res, dy):
+    x, w = res
+    kh, kw = w.shape[:2]
+    # dx: dy convolved with the flipped kernel, its in and out channels swapped.
+    flipped = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
+    (top, bottom), (left, right) = pads
+    full = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
+    dx = _conv(dy, flipped, full, precision)
+    # dw: x as Ci images of B channels, convolved with dy as a [Ho, Wo, B, Co] kernel;
+    # the output [Ci, kh, kw, Co] is w's layout permuted.
+    dw = _conv(x.transpose(3, 1, 2, 0), dy.transpose(1, 2, 0, 3), pads, precision)
+    return dx, dw.transpose(1, 2, 0, 3)
+
+
+_conv_nhwc.defvjp(_conv_nhwc_fwd, _conv_nhwc_bwd)
 
 
 def dense(features: int, in_features: int, **kwargs) -> nn.Dense:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdigits.models.dropout import Dropout
-from jaxdigits.models.layers import conv, dense, max_pool, torch_uniform
+from jaxdigits.models.layers import conv, dense, max_pool
 
 # torchvision's VGG11 ("A"): channels per 3x3 conv, "M" a 2x2 max-pool.
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -71,7 +71,7 @@ class VGGRegressor(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        x = nn.Conv(3, (1, 1), use_bias=False, kernel_init=torch_uniform(1), name="adapter")(x)
+        x = conv(3, (1, 1), x.shape[-1], use_bias=False, name="adapter")(x)
         x = VGG11Features(name="features")(x)
         x = adaptive_avg_pool(x, (7, 7))
         x = x.reshape(x.shape[0], -1)
