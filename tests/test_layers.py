@@ -48,7 +48,10 @@ CASES = [
     ((1, 7, 8, 2), (3, 3, 2, 5), [(0, 2), (1, 0)]),
     ((2, 6, 7, 5), (1, 1, 5, 3), "VALID"),
     ((2, 8, 9, 3), (5, 3, 3, 4), "SAME"),
+    # one input channel: computed as a sum of shifted copies of the input
     ((3, 10, 11, 1), (3, 3, 1, 16), "VALID"),
+    ((2, 9, 10, 1), (3, 3, 1, 6), [(1, 1), (1, 1)]),
+    ((2, 6, 7, 1), (1, 1, 1, 3), "VALID"),
 ]
 
 
@@ -64,8 +67,9 @@ def test_values_and_gradients_equal_lax(x_shape, w_shape, padding):
 
 
 @on_cpu
-def test_bfloat16_gradients_stay_bfloat16_and_close():
-    x, w = _data((2, 9, 10, 4), (3, 3, 4, 6), jnp.bfloat16)
+@pytest.mark.parametrize("channels", [4, 1])
+def test_bfloat16_gradients_stay_bfloat16_and_close(channels):
+    x, w = _data((2, 9, 10, channels), (3, 3, channels, 6), jnp.bfloat16)
     (_, y), grads = _value_and_grads(layers.conv_general_dilated, x, w, padding=[(1, 1)] * 2)
     (_, y_ref), grads_ref = _value_and_grads(lax.conv_general_dilated, x, w, padding=[(1, 1)] * 2)
     assert y.dtype == grads[0].dtype == grads[1].dtype == jnp.bfloat16

@@ -92,14 +92,35 @@ def _conv(x, w, pads, precision):
     return lax.conv_general_dilated(x, w, (1, 1), pads, dimension_numbers=NHWC, precision=precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_nhwc(x, w, pads, precision):
-    """Stride-1 conv of x [B, H, W, Ci] with w [kh, kw, Ci, Co], padded by pads."""
+def _shifted_sum(x, w, pads):
+    """The conv of a one-channel x as a sum of kh*kw shifted copies of x times a row of w:
+    one fused loop, where XLA:CPU's convolution of one input channel is slow (21 against 52 ms
+    for 64x40x168 -> 32 channels, 2.5 against 14 ms for 32x90x120 -> 16; jax 0.10.2)."""
+    kh, kw = w.shape[:2]
+    dtype = jnp.result_type(x.dtype, w.dtype)
+    acc = jnp.promote_types(dtype, jnp.float32)  # bf16 inputs still sum in float32
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0))).astype(acc)
+    ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
+    windows = (
+        x[:, i : i + ho, j : j + wo] * w[i, j].astype(acc) for i in range(kh) for j in range(kw)
+    )
+    return functools.reduce(jnp.add, windows).astype(dtype)
+
+
+def _forward(x, w, pads, precision):
+    if x.shape[-1] == 1:
+        return _shifted_sum(x, w, pads)
     return _conv(x, w, pads, precision)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_nhwc(x, w, pads, precision):
+    """Stride-1 conv of x [B, H, W, Ci] with w [kh, kw, Ci, Co], padded by pads."""
+    return _forward(x, w, pads, precision)
+
+
 def _conv_nhwc_fwd(x, w, pads, precision):
-    return _conv(x, w, pads, precision), (x, w)
+    return _forward(x, w, pads, precision), (x, w)
 
 
 def _conv_nhwc_bwd(pads, precision, res, dy):
