@@ -54,8 +54,9 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs):
     rolled lax.scan, the trainer's epoch) it does not, and compiles it as a
     plain loop nest: a 3x3 conv 16->32 on a 32x44x59 batch took 1.8 s per
     gradient there against 34 ms through `_conv_nhwc` (jax 0.10.2, 2 cores),
-    which also compiles 15x faster. Same values; other backends and other
-    convolutions use lax.conv_general_dilated itself.
+    which also compiles 15x faster. A one-channel input is convolved forward
+    as a sum of shifted copies (`_shifted_sum`). Same values; other
+    backends and other convolutions use lax.conv_general_dilated itself.
     """
     pads = _plain_pads(lhs, rhs, window_strides, padding, kwargs)
     if pads is None or jax.default_backend() != "cpu":
