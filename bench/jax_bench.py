@@ -74,7 +74,7 @@ def _runner(mode, update, state_box, x, y):
 
     if mode == "fused":
         # Unrolled on the CPU backend, as the trainer's calls there (steps.steps_per_call):
-        # XLA:CPU runs a step 10-25 % slower inside a while loop (see steps.steps_per_call).
+        # XLA:CPU runs a step 10-25 % slower inside a while loop.
         unroll = n_steps if jax.default_backend() == "cpu" else 1
 
         @functools.partial(xla.jit, donate_argnums=0)
