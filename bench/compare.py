@@ -29,13 +29,6 @@ def load(path: str) -> dict:
     return results
 
 
-def _groups(results):
-    groups = {}
-    for r in results["throughput"]:
-        groups.setdefault((r["network"], r["batch"], r["precision"]), []).append(r)
-    return groups
-
-
 def _describe(results, label):
     env = results["environment"]
     v = env["versions"]
@@ -43,7 +36,7 @@ def _describe(results, label):
 
 
 def markdown(before: dict, after: dict, labels=("before", "after")) -> str:
-    old, new = _groups(before), _groups(after)
+    old, new = report.by_setting(before), report.by_setting(after)
     lines = [
         f"# Training throughput, {labels[0]} and {labels[1]}",
         "",

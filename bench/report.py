@@ -123,6 +123,14 @@ def row_key(r: dict) -> tuple:
     return (r["network"], r["batch"], r["precision"], r["framework"], r["mode"])
 
 
+def by_setting(results: dict) -> dict:
+    """The throughput rows grouped by (network, batch, precision), in the file's order."""
+    groups = {}
+    for r in results["throughput"]:
+        groups.setdefault((r["network"], r["batch"], r["precision"]), []).append(r)
+    return groups
+
+
 def summarise(samples: list[float]) -> dict:
     med = statistics.median(samples)
     return {
@@ -170,10 +178,7 @@ def markdown(results: dict) -> str:
     head += [f"JAX {m}" for m in jax_modes] + [f"torch {m}" for m in torch_modes]
     head += ["JAX / eager", "JAX / compile", "JAX TFLOP/s", "% bf16 peak"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    groups = {}
-    for r in results["throughput"]:
-        groups.setdefault((r["network"], r["batch"], r["precision"]), []).append(r)
-    for (net, batch, precision), rows in groups.items():
+    for (net, batch, precision), rows in by_setting(results).items():
         by_mode = {(r["framework"], r["mode"]): r for r in rows}
         cells = [net, str(batch), precision]
         for fw, modes in (("jax", jax_modes), ("torch", torch_modes)):
