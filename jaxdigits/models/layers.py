@@ -181,9 +181,8 @@ def _max_pool_bwd(res, dy):
     b, h, w, c = shape
     ho, wo = dy.shape[1], dy.shape[2]
     # Each input pixel's window position (0..3, row-major) against its window's first maximum.
-    position = 2 * lax.broadcasted_iota(jnp.int8, (2, 2), 0) + lax.broadcasted_iota(
-        jnp.int8, (2, 2), 1
-    )
+    row, col = (lax.broadcasted_iota(jnp.int8, (2, 2), axis) for axis in (0, 1))
+    position = 2 * row + col
     hit = first[:, :, None, :, None, :] == position[None, :, None, :, None]  # [B, Ho, 2, Wo, 2, C]
     g = jnp.where(hit, dy[:, :, None, :, None, :], jnp.zeros((), dy.dtype))
     g = g.reshape(b, 2 * ho, 2 * wo, c)
