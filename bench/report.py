@@ -2,7 +2,6 @@
 
 import datetime
 import json
-import os
 import pathlib
 import platform
 import re
@@ -13,6 +12,7 @@ from importlib import metadata
 import jax
 
 from bench import jax_bench, torch_bench
+from jaxdigits import output
 
 SCHEMA = 1
 # Dense bf16 tensor-core peak (TFLOP/s) by device kind; the fraction of peak is against it.
@@ -25,16 +25,6 @@ BF16_PEAK_TFLOPS = (
     ("L4", 121.0),
 )
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "torchvision")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _driver() -> str | None:
@@ -54,7 +44,7 @@ def environment() -> dict:
     import torch
 
     dev = jax.devices()[0]
-    cpu = f"{_cpu_model()}, {os.cpu_count()} cores"
+    cpu = output.cpu_name()
     name = cpu if dev.platform == "cpu" else dev.device_kind
     peak = next((p for key, p in BF16_PEAK_TFLOPS if key in name), None)
     versions = {}

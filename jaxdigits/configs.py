@@ -23,13 +23,18 @@ PHOTO_NORM = (0.0583 * 255, 0.2322 * 255)
 def base(arg: str | None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.model = "five_conv"
-    c.task = "classify"  # or "regress": see losses.py
+    c.task = "classify"  # or "regress", "complementary": see losses.py
+    c.complementary_loss = "forward"  # task "complementary": forward, ure, nn or ga
+    c.selftrain_threshold = 0.0  # > 0: add losses.self_training above this confidence
+    c.selftrain_weight = 1.0
+    c.expected_mse_weight = 0.0  # task "classify": add losses.expected_mse times this
     c.num_classes = 10  # network outputs (1 for a regressor)
     c.seeds = (0,)
     c.init = ""  # a run directory whose best params initialise this run
     c.batch_size = 32
     c.eval_batch_size = 500
     c.learning_rate = 1e-3
+    c.lr_schedule = "constant"  # or "cosine" (to 0 over num_epochs)
     c.weight_decay = 1e-4  # torch Adam's L2 term, added to the gradient
     c.class_weights = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)  # "tricky" 0, 1, 5
     c.num_epochs = 30  # an upper bound: early stopping ends the runs
@@ -51,6 +56,7 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     d.test_mean, d.test_std = MNIST_TEST_NORM
     d.limit = 0  # train on a fixed random subset of N pool images (0: all)
     d.test_limit = 0  # likewise for the test split
+    d.shift = 0  # random shifts of up to N pixels (of the stored images) in training
     d.augment = False
     d.rotation_deg = 30.0
     d.translate = 0.1
@@ -81,6 +87,7 @@ def digitsum(arg: str | None) -> ml_collections.ConfigDict:
     d.image_size = (40, 168)
     d.mean, d.std = 0.0, 255.0  # pixels / 255, nothing else
     d.test_mean, d.test_std = 0.0, 255.0
+    d.extra_tests = ()  # e.g. ("anywhere-4", "anywhere-5"): see data.extra_tests
     return c
 
 

@@ -1,7 +1,9 @@
 """What a run writes for people: metrics lines, summary.json, a table, figures."""
 
 import json
+import os
 import pathlib
+import platform
 
 import numpy as np
 
@@ -9,6 +11,27 @@ METRICS, SUMMARY, CONFUSION = "metrics.jsonl", "summary.json", "confusion_test.p
 CONFIG = "config.json"
 TABLES = "tables.md"  # the original's tables beside ours
 SUMMARY_KEYS = ("test_accuracy", "val_accuracy", "epochs", "train_seconds")
+
+
+def cpu_name() -> str:
+    """The processor's model and core count, e.g. "Intel(R) Xeon(R) ..., 2 cores"."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def device_name() -> str:
+    """The accelerator's kind, or on the CPU backend cpu_name()."""
+    import jax
+
+    dev = jax.devices()[0]
+    return cpu_name() if dev.platform == "cpu" else dev.device_kind
 
 
 def append_metrics(workdir: pathlib.Path, record: dict):

@@ -17,14 +17,29 @@ from jaxdigits import losses, xla
 from jaxdigits.data import pipeline
 
 
-def make_optimizer(cfg, frozen: tuple[str, ...] = ()) -> optax.GradientTransformation:
+def learning_rate(cfg, steps_per_epoch: int | None = None):
+    """config.learning_rate, constant, or (config.lr_schedule "cosine") decayed to 0 along a
+    cosine over config.num_epochs epochs of `steps_per_epoch` steps."""
+    if cfg.get("lr_schedule", "constant") == "constant":
+        return cfg.learning_rate
+    if cfg.lr_schedule != "cosine":
+        raise ValueError(f"config.lr_schedule={cfg.lr_schedule!r}: use constant or cosine")
+    if not steps_per_epoch:
+        raise ValueError("a cosine learning rate needs the number of steps per epoch")
+    return optax.cosine_decay_schedule(cfg.learning_rate, cfg.num_epochs * steps_per_epoch)
+
+
+def make_optimizer(
+    cfg, frozen: tuple[str, ...] = (), steps_per_epoch: int | None = None
+) -> optax.GradientTransformation:
     """torch.optim.Adam(lr, weight_decay): L2 added to the gradient before Adam (not AdamW).
 
     Top-level param subtrees named in `frozen` get zero updates (and no
     Adam state): they never change, while gradients still flow through them
     to the layers below. XLA drops the unused weight gradients.
     """
-    adam = optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(cfg.learning_rate))
+    lr = learning_rate(cfg, steps_per_epoch)
+    adam = optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(lr))
     if not frozen:
         return adam
 
@@ -78,7 +93,11 @@ def init_params(model, key, image_size):
 
 
 def _inputs(key, images_u8, cfg):
-    """uint8 batch -> normalised float input, with Part 1's augmentation when enabled."""
+    """uint8 batch -> normalised float input, randomly shifted (config.data.shift) and with
+    Part 1's augmentation when enabled."""
+    if cfg.data.get("shift", 0):
+        key, k_shift = jax.random.split(key)
+        images_u8 = pipeline.random_shift(k_shift, images_u8, cfg.data.shift)
     if not cfg.data.augment:
         return pipeline.preprocess(images_u8, cfg.data.image_size, cfg.data.mean, cfg.data.std)
     x = pipeline.preprocess(images_u8, cfg.data.image_size, 0.0, 1.0)[..., 0]
@@ -91,6 +110,20 @@ def _inputs(key, images_u8, cfg):
         mean=cfg.data.mean,
         std=cfg.data.std,
     )
+
+
+def train_loss(cfg, outputs, labels, class_weights=None):
+    """The task's loss, plus the optional terms: self-training (complementary task), the
+    squared error of the expected class index (classify)."""
+    loss = losses.task_loss(
+        cfg.task, outputs, labels, class_weights, complementary_loss=cfg.get("complementary_loss")
+    )
+    if cfg.task == "complementary" and cfg.get("selftrain_threshold", 0.0):
+        selftrain = losses.self_training(outputs, labels, cfg.selftrain_threshold)
+        loss = loss + cfg.selftrain_weight * selftrain
+    if cfg.task == "classify" and cfg.get("expected_mse_weight", 0.0):
+        loss = loss + cfg.expected_mse_weight * losses.expected_mse(outputs, labels)
+    return loss
 
 
 def update(state, x, y, key, *, model, tx, cfg, compute_dtype=None, axis_name=None):
@@ -109,7 +142,7 @@ def update(state, x, y, key, *, model, tx, cfg, compute_dtype=None, axis_name=No
         xin = x if compute_dtype is None else x.astype(compute_dtype)
         out = model.apply({"params": params}, xin, train=True, rngs={"dropout": key})
         out = out.astype(jnp.float32)
-        return losses.task_loss(cfg.task, out, y, weights), out
+        return train_loss(cfg, out, y, weights), out
 
     (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     metrics = {"loss": loss, "accuracy": jnp.mean(losses.predictions(cfg.task, out) == y)}
@@ -217,13 +250,14 @@ def make_train_epoch(model, tx, cfg, progress=None):
     return chunked_epoch
 
 
-def make_evaluate(model, cfg):
+def make_evaluate(model, cfg, decode: str = "argmax"):
     """Returns jitted `evaluate(params, images, labels, idx, mask, mean, std)`.
 
     params: per-seed [S, ...]; idx [S, n] (n a multiple of
     cfg.eval_batch_size, padded; mask [n] marks real entries). Returns
-    per-seed mean unweighted loss [S] (cross-entropy or MSE) and integer
-    predictions [S, n].
+    per-seed mean unweighted loss [S] (cross-entropy, MSE, or the forward
+    complementary loss) and integer predictions [S, n] (`decode`: see
+    losses.predictions).
     """
     image_size, batch_size = tuple(cfg.data.image_size), cfg.eval_batch_size
 
@@ -233,7 +267,7 @@ def make_evaluate(model, cfg):
             x = pipeline.preprocess(images[idx_b], image_size, mean, std)
             out = model.apply({"params": params}, x, train=False)
             loss = losses.task_loss(cfg.task, out, labels[idx_b], mask=mask_b)
-            return None, (loss * jnp.sum(mask_b), losses.predictions(cfg.task, out))
+            return None, (loss * jnp.sum(mask_b), losses.predictions(cfg.task, out, decode))
 
         xs = (idx.reshape(-1, batch_size), mask.reshape(-1, batch_size))
         _, (loss, preds) = jax.lax.scan(body, None, xs)

@@ -4,6 +4,7 @@ Any config value can be overridden, e.g. --config.seeds='(0, 10, 42)' or
 --config.data.path=mnistTask3.zip. Re-running the same command resumes.
 """
 
+import shlex
 import sys
 
 from absl import app, flags, logging
@@ -33,7 +34,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     try:
-        trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+        command = shlex.join(["python", "-m", "jaxdigits.train", *sys.argv[1:]])
+        trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, command=command)
     except (DataError, FileNotFoundError, ImportError, ValueError) as e:
         sys.exit(f"error: {e}")
 

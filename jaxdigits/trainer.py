@@ -1,5 +1,6 @@
 """train_and_evaluate(config, workdir): one run, all its seeds in one program."""
 
+import dataclasses
 import json
 import pathlib
 import time
@@ -24,7 +25,12 @@ def _check_config(config):
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"config.seeds must be non-empty and distinct, got {seeds}")
     if config.task not in losses.TASKS:
-        raise ValueError(f"config.task={config.task!r}: use {' or '.join(losses.TASKS)}")
+        raise ValueError(f"config.task={config.task!r}: use {', '.join(losses.TASKS)}")
+    if config.complementary_loss not in losses.COMPLEMENTARY_LOSSES:
+        raise ValueError(
+            f"config.complementary_loss={config.complementary_loss!r}: use "
+            f"{', '.join(losses.COMPLEMENTARY_LOSSES)}"
+        )
     steps.seed_axis(config)  # raises on an unknown value
 
 
@@ -92,8 +98,8 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
     return jax.tree.map(take, source, fresh)
 
 
-def _evaluator(model, config):
-    evaluate = steps.make_evaluate(model, config)
+def _evaluator(model, config, decode="argmax"):
+    evaluate = steps.make_evaluate(model, config, decode)
 
     def run(params, images, labels, idx, mean, std):
         """Per-seed (mean loss [S], accuracy [S], predictions [S, n])."""
@@ -107,9 +113,9 @@ def _evaluator(model, config):
     return run
 
 
-def test_metrics(model, config, ds: data.Data, *param_sets):
+def test_metrics(model, config, ds: data.Data, *param_sets, decode="argmax"):
     """[(accuracy [S], predictions [S, n])] on the MNIST test split, one per set of params."""
-    evaluate = _evaluator(model, config)  # one compiled program for every set
+    evaluate = _evaluator(model, config, decode)  # one compiled program for every set
     images, labels = jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels)
     results = []
     for params in param_sets:
@@ -122,7 +128,11 @@ def test_metrics(model, config, ds: data.Data, *param_sets):
     return results
 
 
-def train_and_evaluate(config, workdir) -> dict:
+def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
+    """Trains every seed of `config` in `workdir` (resuming what is there) and tests them.
+
+    `command`, the command line that started the run, goes into summary.json.
+    """
     workdir = pathlib.Path(workdir)
     _check_config(config)
     seeds = tuple(config.seeds)
@@ -138,7 +148,8 @@ def train_and_evaluate(config, workdir) -> dict:
 
     # Model, optimizer and the per-seed state.
     model = models.get(config.model, num_classes=config.num_classes)
-    tx = steps.make_optimizer(config, models.FROZEN.get(config.model, ()))
+    frozen = models.FROZEN.get(config.model, ())
+    tx = steps.make_optimizer(config, frozen, train_idx.shape[1] // config.batch_size)
     params = _init_params(model, config, pretrained, resuming)
     state = {
         "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
@@ -206,7 +217,7 @@ def train_and_evaluate(config, workdir) -> dict:
         _, train_acc, _ = evaluate(
             params, images, labels, train_idx, config.data.mean, config.data.std
         )
-    return finish(config, workdir, model, ds, state, train_acc)
+    return finish(config, workdir, model, ds, state, train_acc, command)
 
 
 def _early_stopping(state, active, val_loss, epoch, seconds, config):
@@ -239,7 +250,7 @@ def _epoch_line(r):
     )
 
 
-def finish(config, workdir, model, ds, state, train_acc=None) -> dict:
+def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> dict:
     """Tests each seed's last and best params; writes summary, tables, figure.
 
     `test_accuracy` is the original's protocol: the params at the end of
@@ -250,9 +261,11 @@ def finish(config, workdir, model, ds, state, train_acc=None) -> dict:
     training split (`train_accuracy`).
     """
     seeds = tuple(config.seeds)
+    last, best_params = state["train"]["params"], state["best_params"]
     (last_acc, last_preds), (best_acc, best_preds) = test_metrics(
-        model, config, ds, state["train"]["params"], state["best_params"]
+        model, config, ds, last, best_params
     )
+    extra = extra_test_accuracies(model, config, ds, last, best_params)
     history = output.read_metrics(workdir)
     per_seed = []
     for i in range(len(seeds)):
@@ -270,10 +283,13 @@ def finish(config, workdir, model, ds, state, train_acc=None) -> dict:
                 "best_epoch": best,
             }
         )
+        per_seed[-1].update({k: float(v[i]) for k, v in extra.items()})
         if train_acc is not None:
             per_seed[-1]["train_accuracy"] = float(train_acc[i])
     summary = output.summary(seeds, per_seed)
-    summary.update(device=jax.devices()[0].device_kind, jax_version=jax.__version__)
+    summary.update(device=output.device_name(), jax_version=jax.__version__)
+    if command:
+        summary["command"] = command
     output.write_json(workdir / output.SUMMARY, summary)
     plot_confusions(workdir, seeds, ds.test_labels, last_preds, best_preds)
     print(output.table(seeds, per_seed))
@@ -282,6 +298,25 @@ def finish(config, workdir, model, ds, state, train_acc=None) -> dict:
         output.write_text(workdir / output.TABLES, tables)
         print(tables)
     return summary
+
+
+def extra_test_accuracies(model, config, ds: data.Data, last, best) -> dict:
+    """Per-seed test accuracies [S] beyond the original's, keyed as in summary.json.
+
+    A network trained with cross-entropy on the mislabeled set, decoded by
+    argmin (`test_accuracy_argmin`, `test_accuracy_best_argmin`); a digit-sum
+    network on config.data.extra_tests (`test_accuracy_<spec>`, last params,
+    and `test_accuracy_best_<spec>`).
+    """
+    out = {}
+    if config.task == "classify" and config.data.name == "mislabeled":
+        (acc_last, _), (acc_best, _) = test_metrics(model, config, ds, last, best, decode="argmin")
+        out.update(test_accuracy_argmin=acc_last, test_accuracy_best_argmin=acc_best)
+    for spec, (images, labels) in data.extra_tests(config.data).items():
+        moved = dataclasses.replace(ds, test_images=images, test_labels=labels)
+        (acc_last, _), (acc_best, _) = test_metrics(model, config, moved, last, best)
+        out.update({f"test_accuracy_{spec}": acc_last, f"test_accuracy_best_{spec}": acc_best})
+    return out
 
 
 def plot_confusions(workdir, seeds, labels, last_preds, best_preds):

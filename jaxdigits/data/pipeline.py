@@ -28,6 +28,16 @@ def preprocess(images, size, mean, std):
     return ((x - mean) / std)[..., None]
 
 
+def random_shift(key, images, max_shift: int):
+    """Shifts each uint8 image [B, h, w] by a random whole number of pixels in -max_shift..
+    max_shift along each axis, filling with 0 (the background of these images)."""
+    b, h, w = images.shape
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift)))
+    starts = jax.random.randint(key, (b, 2), 0, 2 * max_shift + 1)
+    crop = lambda im, s: jax.lax.dynamic_slice(im, (s[0], s[1]), (h, w))  # noqa: E731
+    return jax.vmap(crop)(padded, starts)
+
+
 def _affine(image, angle, shift):
     """Rotates `image` [H, W] by `angle` (radians) about its centre and shifts it by `shift`."""
     h, w = image.shape

@@ -13,6 +13,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+# He-normal weights and zero biases, for the networks that are not ports of the originals:
+# torch's default is a third of the variance, and deep stacks of it start with weak signals.
+HE_INIT = {"kernel_init": nn.initializers.he_normal(), "bias_init": nn.initializers.zeros}
+
 
 def torch_uniform(fan_in: int):
     """U(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch's default for weights and biases."""
@@ -25,18 +29,12 @@ def torch_uniform(fan_in: int):
 
 
 def conv(features: int, kernel_size, in_features: int, **kwargs) -> nn.Conv:
-    """nn.Conv (NHWC, HWIO kernel) with torch's default initialisation, computed by
-    conv_general_dilated below."""
+    """nn.Conv (NHWC, HWIO kernel) with torch's default initialisation (unless kwargs give
+    other inits), computed by conv_general_dilated below."""
     fan_in = in_features * math.prod(kernel_size)
     init = torch_uniform(fan_in)
-    return nn.Conv(
-        features,
-        kernel_size,
-        kernel_init=init,
-        bias_init=init,
-        conv_general_dilated=conv_general_dilated,
-        **kwargs,
-    )
+    kwargs = {"kernel_init": init, "bias_init": init, **kwargs}
+    return nn.Conv(features, kernel_size, conv_general_dilated=conv_general_dilated, **kwargs)
 
 
 NHWC = ("NHWC", "HWIO", "NHWC")
@@ -142,9 +140,10 @@ _conv_nhwc.defvjp(_conv_nhwc_fwd, _conv_nhwc_bwd)
 
 
 def dense(features: int, in_features: int, **kwargs) -> nn.Dense:
-    """nn.Dense with torch's default initialisation."""
+    """nn.Dense with torch's default initialisation (unless kwargs give other inits)."""
     init = torch_uniform(in_features)
-    return nn.Dense(features, kernel_init=init, bias_init=init, **kwargs)
+    kwargs = {"kernel_init": init, "bias_init": init, **kwargs}
+    return nn.Dense(features, **kwargs)
 
 
 def _corners(x):
