@@ -12,7 +12,7 @@ import numpy as np
 from jaxdigits.data import digits, digitsum, mislabeled, mnist
 from jaxdigits.data.errors import DataError
 
-__all__ = ["Data", "DataError", "build"]
+__all__ = ["Data", "DataError", "build", "extra_tests"]
 
 
 @dataclasses.dataclass
@@ -79,3 +79,25 @@ def build(cfg) -> Data:
         test_labels=test_labels[keep_test],
         true_labels=None if true is None else true[keep],
     )
+
+
+def extra_tests(cfg) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Further digit-sum test sets named by config.data.extra_tests: "PLACEMENT-K", e.g.
+    "anywhere-5" for five MNIST test digits at arbitrary positions (digitsum.generate).
+
+    They use the test set's seed, so "anywhere-4" shows the test set's digits moved.
+    """
+    sets = {}
+    for spec in cfg.get("extra_tests", ()):
+        placement, _, k = spec.partition("-")
+        if cfg.name != "digitsum" or placement not in digitsum.PLACEMENTS or not k.isdigit():
+            raise ValueError(
+                f"config.data.extra_tests: {spec!r} is not PLACEMENT-K (placement "
+                f"{' or '.join(digitsum.PLACEMENTS)}, K digits) of a digit-sum config"
+            )
+        images, sums, _ = digitsum.generate(
+            cfg.test_size, cfg.generator_seed + 1, "test", cfg.mnist_dir, int(k), placement
+        )
+        keep = _subset(cfg.test_limit, len(sums))
+        sets[spec] = images[keep], sums[keep]
+    return sets

@@ -23,31 +23,69 @@ NUM_FILES = 3
 SIZE = 30_000  # images in the original's three files together
 
 
-def compose(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """uint8 [n, 4, 28, 28] digit images -> uint8 [n, 40, 168] canvases, one per quarter."""
+PLACEMENTS = ("quarters", "anywhere")
+
+
+def _paste(digits: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    """uint8 [n, k, h, w] digits at left edges dx and top edges dy [n, k] -> [n, 40, 168]."""
     n, k, h, w = digits.shape
-    slot = WIDTH // k
     canvas = np.zeros((n, HEIGHT, WIDTH), np.uint8)
-    dy = rng.integers(0, HEIGHT - h + 1, size=(n, k))
-    dx = rng.integers(0, slot - w + 1, size=(n, k))
     rows = np.arange(n)[:, None, None]
     for j in range(k):
         ys = dy[:, j, None, None] + np.arange(h)[None, :, None]
-        xs = j * slot + dx[:, j, None, None] + np.arange(w)[None, None, :]
+        xs = dx[:, j, None, None] + np.arange(w)[None, None, :]
         canvas[rows, ys, xs] = np.maximum(canvas[rows, ys, xs], digits[:, j])
     return canvas
 
 
-def generate(n: int, seed: int, split: str = "train", mnist_dir: str = ""):
-    """(images uint8 [n, 40, 168], sums int32 [n], sources int [n, 4]) from one MNIST split.
+def compose(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [n, k, 28, 28] digit images -> uint8 [n, 40, 168] canvases, one per k-th of the
+    width (a quarter for k = 4) at a random offset within it."""
+    n, k, h, w = digits.shape
+    slot = WIDTH // k
+    dy = rng.integers(0, HEIGHT - h + 1, size=(n, k))
+    dx = rng.integers(0, slot - w + 1, size=(n, k))
+    return _paste(digits, dx + slot * np.arange(k), dy)
 
-    `sources` are the MNIST indices (in `split`) of each canvas's digits, left to right.
+
+def compose_anywhere(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 [n, k, 28, 28] -> [n, 40, 168]: the k digits left to right at random horizontal
+    positions, any gaps (touching included) but never overlapping, and random vertical offsets.
+
+    The k + 1 gaps are cut from the free width at k sorted uniform points.
     """
+    n, k, h, w = digits.shape
+    free = WIDTH - k * w
+    if free < 0:
+        raise ValueError(f"{k} digits of width {w} do not fit side by side in {WIDTH} px")
+    cuts = np.sort(rng.integers(0, free + 1, size=(n, k)), axis=1)
+    dy = rng.integers(0, HEIGHT - h + 1, size=(n, k))
+    return _paste(digits, cuts + w * np.arange(k), dy)
+
+
+def generate(
+    n: int,
+    seed: int,
+    split: str = "train",
+    mnist_dir: str = "",
+    num_digits: int = NUM_DIGITS,
+    placement: str = "quarters",
+):
+    """(images uint8 [n, 40, 168], sums int32 [n], sources int [n, k]) from one MNIST split.
+
+    `sources` are the MNIST indices (in `split`) of each canvas's digits, left
+    to right. `placement` "quarters" is the study's layout; "anywhere" is
+    `compose_anywhere`. The digits drawn depend only on n, seed, split and
+    num_digits, so both placements of one seed show the same digits.
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"unknown placement {placement!r}: use {' or '.join(PLACEMENTS)}")
     images, labels = mnist.load(split, mnist_dir)
     rng = np.random.default_rng(seed)
-    sources = rng.integers(0, len(labels), size=(n, NUM_DIGITS))
+    sources = rng.integers(0, len(labels), size=(n, num_digits))
     sums = labels[sources].sum(1, dtype=np.int32)
-    return compose(images[sources], rng), sums, sources
+    place = compose if placement == "quarters" else compose_anywhere
+    return place(images[sources], rng), sums, sources
 
 
 def save_original(path, images: np.ndarray, sums: np.ndarray):

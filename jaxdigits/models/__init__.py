@@ -1,12 +1,16 @@
 """Networks by name: `get(name, **kwargs)` builds the Flax module a config names."""
 
 from jaxdigits.models.five_conv import FiveConv
+from jaxdigits.models.mnist_cnn import MnistCNN
 from jaxdigits.models.sum_cnn import SumCNN
+from jaxdigits.models.sum_columns import SumColumns
 from jaxdigits.models.vgg import VGGRegressor
 
 MODELS = {
     "five_conv": FiveConv,
+    "mnist_cnn": MnistCNN,  # a stronger 28x28 network for complementary labels
     "sum_cnn": SumCNN,  # the digit-sum regressor (num_classes=1) and classifier (37)
+    "sum_columns": SumColumns,  # digit sums read column by column, any placement
     "vgg_regressor": VGGRegressor,
 }
 # Parameter subtrees a model loads pretrained and keeps frozen in the optimizer.
