@@ -1,0 +1,525 @@
+"""Look at the mislabeled-MNIST study: the labels themselves, and what the networks learnt.
+
+    python -m jaxdigits.analysis                              # the generated set
+    python -m jaxdigits.analysis --data data/mnistTask3.zip   # a user's original set
+    python -m jaxdigits.analysis --naive ckpts/part3 --complementary ckpts/part3_complementary
+
+Writes into --out (default results/analysis) analysis.md and its figures:
+the complementary-label transition matrix (true class x folder label) of
+the dataset, estimated from the data, and how uniform its wrong labels
+are; a grid of sample images per folder; and, for the run directories
+given, confusion matrices on the MNIST test split. A naive run (plain
+cross-entropy on the wrong labels, configs/part3.py) is decoded by argmax
+and by argmin; a complementary run (task "complementary") by argmax.
+
+With --data, each image's true class is recovered by an exact pixel match
+against MNIST train; images that match nothing, or several MNIST images
+with different labels, are counted and left out of the matrix.
+"""
+
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+from jaxdigits import configs, output
+from jaxdigits.data import mislabeled, mnist
+from jaxdigits.data.errors import DataError
+
+K = 10  # digit classes
+MARKDOWN = "analysis.md"
+TRANSITION_PNG, SAMPLES_PNG = "transition_matrix.png", "samples.png"
+NAIVE_PNG, COMPLEMENTARY_PNG = "confusion_naive.png", "confusion_complementary.png"
+
+
+# ---- the dataset's labels ---------------------------------------------------------------
+
+
+def transition_matrix(true: np.ndarray, folder: np.ndarray, k: int = K) -> np.ndarray:
+    """Counts [true class, folder label]; images of unknown class (true = -1) are left out.
+
+    Row-normalised, it estimates p(folder label | true class): the complementary
+    -label transition matrix a complementary loss assumes (uniform off the
+    diagonal, zero on it).
+    """
+    true, folder = np.asarray(true, np.int64), np.asarray(folder, np.int64)
+    known = true >= 0
+    return np.bincount(true[known] * k + folder[known], minlength=k * k).reshape(k, k)
+
+
+def row_shares(matrix: np.ndarray) -> np.ndarray:
+    """Each row divided by its total (an empty row stays 0)."""
+    totals = matrix.sum(axis=1, keepdims=True)
+    return matrix / np.maximum(totals, 1)
+
+
+def _chi2_sf(statistic: float, dof: int) -> float | None:
+    """Upper tail of the chi-square distribution; None without scipy (not a direct dependency)."""
+    try:
+        from scipy import stats
+    except ImportError:
+        return None
+    return float(stats.chi2.sf(statistic, dof))
+
+
+def uniformity(matrix: np.ndarray) -> list[dict]:
+    """Per true class: how far its wrong labels are from uniform over the other k-1 classes.
+
+    `right` counts labels that are the true class (0 for complementary labels);
+    `min_share`/`max_share` are the smallest and largest off-diagonal shares of
+    the row (uniform: 1/(k-1) each); `chi2` tests the off-diagonal counts
+    against uniform (k-2 degrees of freedom) and `p` is its p-value (None
+    without scipy). A row with no images gives NaNs.
+    """
+    k = len(matrix)
+    rows = []
+    for c in range(k):
+        row = matrix[c].astype(np.float64)
+        wrong = np.delete(row, c)
+        n, n_wrong = row.sum(), wrong.sum()
+        record = {"class": c, "images": int(n), "right": int(matrix[c, c])}
+        if n_wrong == 0:
+            nan = float("nan")
+            record.update(min_share=nan, max_share=nan, chi2=nan, p=None)
+        else:
+            expected = n_wrong / (k - 1)
+            chi2 = float(np.sum((wrong - expected) ** 2 / expected))
+            record.update(
+                min_share=float(wrong.min() / n),
+                max_share=float(wrong.max() / n),
+                chi2=chi2,
+                p=_chi2_sf(chi2, k - 2),
+            )
+        rows.append(record)
+    return rows
+
+
+def match_pixels(
+    images: np.ndarray, reference_images: np.ndarray, reference_labels: np.ndarray
+) -> tuple[np.ndarray, dict]:
+    """The true class of each image, found by an exact pixel match in a labelled reference.
+
+    A user's mnistTask3 carries only wrong labels; its images should be MNIST
+    train's, byte for byte. Returns (labels int32 [N], stats): -1 where no
+    reference image has the same pixels (e.g. re-encoded or resized images:
+    nothing is guessed) or where several reference images with different
+    labels do. stats: images, matched, unmatched, ambiguous (these three sum
+    to images), and distinct_sources (how many different reference images
+    were matched: below `matched` if an image appears twice).
+    """
+    images, reference_images = np.asarray(images), np.asarray(reference_images)
+    n = len(images)
+    labels = np.full(n, -1, np.int32)
+    stats = {"images": n, "matched": 0, "unmatched": n, "ambiguous": 0, "distinct_sources": 0}
+    if images.shape[1:] != reference_images.shape[1:] or images.dtype != reference_images.dtype:
+        return labels, stats  # nothing can match byte for byte
+    # pixels -> the reference's label, or -2 where duplicates disagree on it
+    flat = reference_images.reshape(len(reference_images), -1)
+    by_pixels: dict[bytes, int] = {}
+    for image, label in zip(flat, np.asarray(reference_labels).tolist(), strict=True):
+        key = image.tobytes()
+        by_pixels[key] = label if by_pixels.get(key, label) == label else -2
+    found = [by_pixels.get(image.tobytes(), -1) for image in images.reshape(n, -1)]
+    found = np.asarray(found, np.int64)
+    labels[found >= 0] = found[found >= 0]
+    matched = found >= 0
+    keys = {images[i].tobytes() for i in np.flatnonzero(matched)}
+    stats.update(
+        matched=int(matched.sum()),
+        unmatched=int(np.sum(found == -1)),
+        ambiguous=int(np.sum(found == -2)),
+        distinct_sources=len(keys),
+    )
+    return labels, stats
+
+
+def pick_samples(folders: np.ndarray, per_folder: int, seed: int = 0, k: int = K) -> np.ndarray:
+    """Indices [k, per_folder] of random images of each folder (-1 where a folder has fewer).
+
+    Random rather than the first files: a folder's files are in name order,
+    which for an exported set is MNIST's order.
+    """
+    rng = np.random.default_rng(seed)
+    picks = np.full((k, per_folder), -1, np.int64)
+    for c in range(k):
+        members = np.flatnonzero(folders == c)
+        chosen = rng.choice(members, min(per_folder, len(members)), replace=False)
+        picks[c, : len(chosen)] = np.sort(chosen)
+    return picks
+
+
+def sample_grid(path, images, folders, true=None, per_folder: int = 10, seed: int = 0):
+    """Draws `per_folder` images of each folder (one row per folder) to a PNG.
+
+    Each image is titled with its true class ("?" when unknown), so the
+    figure shows at a glance that no folder holds its own digit. Returns the
+    indices drawn, [k, per_folder], -1 for an empty cell.
+    """
+    plt = _pyplot()
+    picks = pick_samples(np.asarray(folders), per_folder, seed)
+    rows, cols = picks.shape
+    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 0.6, 1.1 * rows), squeeze=False)
+    for (r, c), i in np.ndenumerate(picks):
+        ax = axes[r, c]
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        if c == 0:
+            ax.set_ylabel(f"folder {r}", fontsize=7)
+        if i < 0:
+            continue
+        ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+        label = "?" if true is None or true[i] < 0 else str(true[i])
+        ax.set_title(f"true {label}", fontsize=7, pad=2)
+    fig.tight_layout(pad=0.3)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return picks
+
+
+def plot_transition(path, matrix: np.ndarray, title: str):
+    """Heatmap of the row shares, annotated with the counts."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    shares = row_shares(matrix)
+    shown = ax.imshow(shares, cmap="Blues", vmin=0)
+    dark = shares > 0.5 * shares.max()  # white counts there, black elsewhere
+    for (i, j), v in np.ndenumerate(matrix):
+        color = "white" if dark[i, j] else "black"
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=6, color=color)
+    ticks = range(len(matrix))
+    ax.set(title=title, xlabel="folder label", ylabel="true class", xticks=ticks, yticks=ticks)
+    fig.colorbar(shown, ax=ax, label="share of the row")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# ---- the networks: confusion matrices on MNIST test ---------------------------------------
+
+
+def run_config(workdir, task: str):
+    """A run directory's config, checked to be a mislabeled-MNIST run of `task`.
+
+    Checked before anything slow, so that a wrong directory fails at once.
+    """
+    config = configs.load_saved(workdir)
+    if config.data.name != "mislabeled":
+        raise ValueError(f"{workdir}: trained on {config.data.name!r}, not the mislabeled set")
+    if config.task != task:
+        raise ValueError(f"{workdir}: a run of task {config.task!r}, not {task!r}")
+    return config
+
+
+def predict(workdir, config, decodes, seed: int | None = None, which: str = "best") -> dict:
+    """MNIST test predictions of one seed of a run: {decode: (accuracy, predictions [n])}.
+
+    Also "labels" (the test labels) and "seed". JAX is imported here only:
+    the dataset analysis needs none of it.
+    """
+    import jax
+
+    from jaxdigits import checkpoint, data, models, trainer
+
+    seeds = list(config.seeds)
+    seed = seeds[0] if seed is None else seed
+    if seed not in seeds:
+        raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
+    if which == "best":
+        params = checkpoint.restore_best(workdir)["best_params"]
+    else:
+        params = checkpoint.restore_latest(workdir)["train"]["params"]
+    s = seeds.index(seed)
+    params = jax.tree.map(lambda x: x[s : s + 1], params)  # keep the seed axis
+    ds = data.build(config.data)
+    model = models.get(config.model, num_classes=config.num_classes)
+    result = {"labels": ds.test_labels, "seed": seed}
+    for decode in decodes:
+        [(acc, preds)] = trainer.test_metrics(model, config, ds, params, decode=decode)
+        result[decode] = (float(acc[0]), preds[0])
+    return result
+
+
+def confusion_entries(labels: np.ndarray, name: str, predictions: dict) -> list[dict]:
+    """One entry per decoding of a run: its confusion matrix, accuracy and the share of test
+    images predicted as a class they are not (1 - accuracy, but named for what it means).
+    """
+    entries = []
+    for decode, preds in predictions.items():
+        preds = np.asarray(preds)
+        entries.append(
+            {
+                "name": name,
+                "decode": decode,
+                "matrix": output.confusion(labels, preds, K),
+                "accuracy": float(np.mean(preds == labels)),
+                "not_the_class": float(np.mean(preds != labels)),
+            }
+        )
+    return entries
+
+
+def plot_entries(path, entries: list[dict]):
+    matrices = [e["matrix"] for e in entries]
+    titles = [f"{e['name']}, {e['decode']}: {100 * e['accuracy']:.2f} %" for e in entries]
+    output.plot_confusion(path, matrices, titles)
+
+
+# ---- the report -------------------------------------------------------------------------
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.2f} %"
+
+
+def matrix_table(matrix: np.ndarray, row: str = "true", col: str = "folder") -> list[str]:
+    k = len(matrix)
+    lines = [
+        f"| {row} \\ {col} | " + " | ".join(str(j) for j in range(k)) + " | total |",
+        "|---" * (k + 2) + "|",
+    ]
+    for i in range(k):
+        cells = " | ".join(f"**{v}**" if i == j else str(v) for j, v in enumerate(matrix[i]))
+        lines.append(f"| {i} | {cells} | {matrix[i].sum()} |")
+    return lines
+
+
+def uniformity_table(rows: list[dict], k: int = K) -> list[str]:
+    lines = [
+        f"| true | images | right labels | min share | max share | chi² ({k - 2} dof) | p |",
+        "|---" * 7 + "|",
+    ]
+    for r in rows:
+        p = "n/a" if r["p"] is None else f"{r['p']:.3g}"
+        lines.append(
+            f"| {r['class']} | {r['images']} | {r['right']} | {_pct(r['min_share'])} "
+            f"| {_pct(r['max_share'])} | {r['chi2']:.1f} | {p} |"
+        )
+    return lines
+
+
+def dataset_section(description: str, matrix, rows, stats: dict | None) -> list[str]:
+    k = len(matrix)
+    right = sum(r["right"] for r in rows)
+    lines = ["## The dataset", "", description, ""]
+    if stats is not None:
+        lines += [
+            "True classes recovered by an exact pixel match against MNIST train:",
+            "",
+            f"- images: {stats['images']}",
+            f"- matched one MNIST train image (or identical ones of one label): "
+            f"{stats['matched']} ({stats['distinct_sources']} distinct MNIST images)",
+            f"- matched no MNIST train image: {stats['unmatched']}",
+            f"- matched MNIST train images of different labels (ambiguous): {stats['ambiguous']}",
+            "",
+            "Unmatched and ambiguous images are left out of the matrix below.",
+            "",
+        ]
+    lines += [
+        "## Complementary-label transition matrix",
+        "",
+        "Counts of images by true class (rows) and folder label (columns); the diagonal, "
+        "in bold, counts labels that are right.",
+        "",
+        *matrix_table(matrix),
+        "",
+        f"![transition matrix]({TRANSITION_PNG})",
+        "",
+        "### How uniform are the wrong labels?",
+        "",
+        f"Labels that are the true class: {right} of {int(matrix.sum())}. Shares are of the "
+        f"row; uniform over the {k - 1} wrong classes is {_pct(1 / (k - 1))} each. chi² tests "
+        f"each row's {k - 1} off-diagonal counts against uniform.",
+        "",
+        *uniformity_table(rows, k),
+        "",
+    ]
+    return lines
+
+
+def confusion_section(
+    naive: list[dict], complementary: list[dict], runs: dict, which: str = "best"
+) -> list[str]:
+    if not naive and not complementary:
+        return []
+    params = {"best": "best params (lowest validation loss)", "last": "last params"}
+    lines = [
+        "## The networks on the MNIST test split",
+        "",
+        f"One seed of each run, its {params[which]}.",
+        "",
+        "| run | directory | trained on | seed | test images | decoded by | test accuracy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for e in naive + complementary:
+        workdir, trained_on, seed = runs[e["name"]]
+        lines.append(
+            f"| {e['name']} | `{workdir}` | {trained_on} | {seed} | {e['matrix'].sum()} "
+            f"| {e['decode']} | {_pct(e['accuracy'])} |"
+        )
+    lines.append("")
+    argmax = [e for e in naive if e["decode"] == "argmax"]
+    if argmax:
+        lines += [
+            f"Naive run, argmax: {_pct(argmax[0]['not_the_class'])} of the test images are "
+            "predicted as a class they are not; chance would give 90 %, the original gave "
+            "99.8 % (its 0.2 % test accuracy). Near 100 %, the network has learnt which "
+            "classes an image is not, and argmin reads the true class off the same outputs.",
+            "",
+            f"![naive run]({NAIVE_PNG})",
+            "",
+        ]
+    if complementary:
+        lines += [f"![complementary runs]({COMPLEMENTARY_PNG})", ""]
+    return lines
+
+
+EXPLANATION = """## Why
+
+Every label in this set names a class the image is *not*: a complementary
+label. A network trained with plain cross-entropy on such labels learns
+p(wrong label | x). For an image of class y that is (ideally) 1/9 on each
+other class and 0 on y itself, so its argmax is always some class the image
+is not, and the test accuracy falls far below the 10 % of chance (the
+original's 0.2 %). The network did learn the digits: the argmin of the same
+outputs, the least likely wrong label, is the true class. A complementary
+loss (forward-corrected -log(1 - p[label]), Ishida et al.'s unbiased
+estimator) trains the network to put its mass on the true class directly,
+so its argmax is the prediction.
+"""
+
+
+def markdown(dataset: list[str], confusions: list[str], samples: int) -> str:
+    lines = ["# The mislabeled-MNIST study, analysed", "", *dataset]
+    lines += [
+        "## Samples",
+        "",
+        f"{samples} random images of each folder (rows), titled with their true class.",
+        "",
+        f"![samples]({SAMPLES_PNG})",
+        "",
+        *confusions,
+        EXPLANATION,
+    ]
+    return "\n".join(lines)
+
+
+# ---- the command ------------------------------------------------------------------------
+
+
+def _trained_on(config) -> str:
+    d = config.data
+    return f"`{d.path}`" if d.path else f"generated, label seed {d.label_seed}"
+
+
+def _run_dirs(values) -> list[str]:
+    """--complementary A --complementary B,C -> [A, B, C]."""
+    return [v for value in values or () for v in value.split(",") if v]
+
+
+def _dataset(args):
+    """(images, folder labels, true classes or -1, matching stats or None, description)."""
+    if args.data:
+        images, folders = mislabeled.load_original(args.data)
+        reference, reference_labels = mnist.load("train", args.mnist_dir)
+        true, stats = match_pixels(images, reference, reference_labels)
+        description = (
+            f"A user's mnistTask3 set, `{args.data}`: {len(images)} images of "
+            f"{images.shape[2]}x{images.shape[1]} in folders 0..9."
+        )
+        return images, folders, true, stats, description
+    images, folders, true = mislabeled.generate(args.label_seed, args.mnist_dir)
+    description = (
+        f"The generated mislabeled set (label seed {args.label_seed}): the {len(images)} MNIST "
+        "train images, each filed under a class drawn uniformly from its 9 wrong classes."
+    )
+    return images, folders, true, None, description
+
+
+def run(args) -> pathlib.Path:
+    """Writes the analysis into args.out; returns the markdown's path."""
+    naive_dirs, complementary_dirs = _run_dirs([args.naive]), _run_dirs(args.complementary)
+    run_configs = {w: run_config(w, "classify") for w in naive_dirs}
+    run_configs |= {w: run_config(w, "complementary") for w in complementary_dirs}
+    out = pathlib.Path(args.out)
+
+    images, folders, true, stats, description = _dataset(args)
+    matrix = transition_matrix(true, folders)
+    rows = uniformity(matrix)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_transition(out / TRANSITION_PNG, matrix, "true class x folder label")
+    sample_grid(out / SAMPLES_PNG, images, folders, true, args.samples)
+
+    naive, complementary, runs = [], [], {}
+    for workdir in naive_dirs:
+        result = predict(workdir, run_configs[workdir], ("argmax", "argmin"), args.seed, args.which)
+        name = f"naive {workdir}" if len(naive_dirs) > 1 else "naive"
+        runs[name] = (workdir, _trained_on(run_configs[workdir]), result["seed"])
+        preds = {d: result[d][1] for d in ("argmax", "argmin")}
+        naive += confusion_entries(result["labels"], name, preds)
+    for i, workdir in enumerate(complementary_dirs):
+        result = predict(workdir, run_configs[workdir], ("argmax",), args.seed, args.which)
+        name = f"complementary {i + 1}" if len(complementary_dirs) > 1 else "complementary"
+        runs[name] = (workdir, _trained_on(run_configs[workdir]), result["seed"])
+        complementary += confusion_entries(result["labels"], name, {"argmax": result["argmax"][1]})
+    if naive:
+        plot_entries(out / NAIVE_PNG, naive)
+    if complementary:
+        plot_entries(out / COMPLEMENTARY_PNG, complementary)
+
+    text = markdown(
+        dataset_section(description, matrix, rows, stats),
+        confusion_section(naive, complementary, runs, args.which),
+        args.samples,
+    )
+    path = out / MARKDOWN
+    output.write_text(path, text)
+    return path
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of images")
+    return int(text)
+
+
+def parse(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="results/analysis", help="folder for analysis.md, PNGs")
+    parser.add_argument("--data", default="", help="a user's mnistTask3 folder or zip")
+    parser.add_argument("--label-seed", type=int, default=0, help="seed of the generated set")
+    parser.add_argument("--mnist-dir", default="", help="MNIST IDX folder ($JAXDIGITS_DATA_DIR)")
+    parser.add_argument("--samples", type=_positive, default=10, help="images per folder")
+    parser.add_argument("--naive", default="", help="run dir of plain cross-entropy (part3)")
+    parser.add_argument(
+        "--complementary",
+        action="append",
+        help="run dir(s) of a complementary loss; repeat, or separate with commas",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="training seed (default: first)")
+    parser.add_argument("--which", choices=("best", "last"), default="best", help="params")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse(argv)
+    try:
+        path = run(args)
+    except (DataError, OSError, ValueError) as e:  # OSError: also an --out not writable
+        sys.exit(f"error: {e}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""The pieces behind the configs that go beyond the originals: placement-free digit-sum
+network and test data, random shifts, and smoke runs of the new configs."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from helpers_data import REPO_ROOT, mnist_dir
+
+from jaxdigits import configs, models, trainer
+from jaxdigits import data as jdata
+from jaxdigits.data import digitsum, pipeline
+from jaxdigits.models import sum_columns
+
+# --- the sum of independent column values ----------------------------------------------------
+
+
+def _brute_force_sum(p, num_sums):
+    """P(sum) of independent values with distributions p [C, V], by enumeration."""
+    dist = np.zeros(1)
+    dist[0] = 1.0
+    for col in p:
+        dist = np.convolve(dist, col)
+    out = np.pad(dist, (0, max(0, num_sums - len(dist))))[:num_sums]
+    out[-1] += dist[num_sums:].sum()  # the last entry collects larger sums
+    return out
+
+
+@pytest.mark.parametrize("num_sums", [5, 12, 40])
+def test_sum_log_probs_is_the_convolution_of_the_columns(num_sums):
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.ones(4), size=(2, 5))  # 2 examples, 5 columns, values 0..3
+    got = np.exp(sum_columns.sum_log_probs(jnp.log(jnp.asarray(p, jnp.float32)), num_sums))
+    for b in range(2):
+        np.testing.assert_allclose(got[b], _brute_force_sum(p[b], num_sums), atol=1e-6)
+    np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_sum_log_probs_gradient_is_finite_for_certain_columns():
+    log_p = jnp.log(jnp.asarray([[[1.0, 0, 0], [0, 0, 1.0]]]) + 1e-38)
+    grad = jax.grad(lambda lp: sum_columns.sum_log_probs(lp, 6)[0, 2])(log_p)
+    assert np.all(np.isfinite(grad))
+
+
+def _canvas_model():
+    model = models.get("sum_columns", num_classes=46)
+    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 40, 168, 1)))["params"]
+    return model, params
+
+
+def test_sum_columns_reads_a_canvas_the_same_wherever_its_content_sits():
+    """Moving the content across by a multiple of the stride (8 px) moves the features by
+    whole columns: the sum's distribution is unchanged (up to the order of float additions).
+    Down, the 40 px canvas is about one receptive field high, so a shift changes what the
+    border rows see: there the network relies on having seen every offset in training."""
+    model, params = _canvas_model()
+    rng = np.random.default_rng(1)
+    x = np.zeros((1, 40, 168, 1), np.float32)
+    x[0, 4:24, 40:100, 0] = rng.random((20, 60))
+    out = model.apply({"params": params}, jnp.asarray(x))
+    for shift in (24, -16, 8):
+        moved = jnp.asarray(np.roll(x, shift, axis=2))
+        np.testing.assert_allclose(model.apply({"params": params}, moved), out, atol=1e-4)
+
+
+def test_sum_columns_outputs_a_distribution_over_sums():
+    model, params = _canvas_model()
+    x = jax.random.uniform(jax.random.PRNGKey(2), (3, 40, 168, 1))
+    out = model.apply({"params": params}, x)
+    assert out.shape == (3, 46)
+    np.testing.assert_allclose(jnp.exp(out).sum(-1), 1.0, rtol=1e-5)
+    # it starts near the sums of the data (expected ~18), not at 21 columns of uniform digits
+    expected = (jnp.exp(out) * jnp.arange(46)).sum(-1)
+    assert np.all((expected > 5) & (expected < 35))
+
+
+# --- test data with digits anywhere, and 3 or 5 of them -----------------------------------------
+
+
+def _boxes(canvas_digits, canvas):
+    """Checks each digit's pixels appear somewhere in the canvas; returns nothing."""
+    for digit in canvas_digits:
+        h, w = digit.shape
+        found = any(
+            np.array_equal(
+                np.maximum(canvas[y : y + h, x : x + w], digit), canvas[y : y + h, x : x + w]
+            )
+            and np.array_equal(canvas[y : y + h, x : x + w][digit > 0], digit[digit > 0])
+            for y in range(canvas.shape[0] - h + 1)
+            for x in range(canvas.shape[1] - w + 1)
+        )
+        assert found
+
+
+@pytest.mark.parametrize("k", [3, 4, 5])
+def test_compose_anywhere_places_digits_whole_and_apart(k):
+    rng = np.random.default_rng(k)
+    n = 200
+    digits = np.full((n, k, 28, 28), 255, np.uint8)  # solid boxes show each placement
+    canvas = digitsum.compose_anywhere(digits, rng)
+    assert canvas.shape == (n, 40, 168) and canvas.dtype == np.uint8
+    # never overlapping: exactly k * 28 * 28 pixels lit
+    np.testing.assert_array_equal((canvas > 0).sum((1, 2)), k * 28 * 28)
+    starts = [np.flatnonzero(np.diff(np.r_[0, c.any(0).astype(int)]) == 1) for c in canvas]
+    # positions vary well beyond the quarters: first digits start anywhere in the free width
+    first = np.array([s[0] for s in starts])
+    assert first.min() == 0 and first.max() > 168 - k * 28 - 20
+    tops = [(c[:, x] > 0).argmax() for c, xs in zip(canvas, starts, strict=True) for x in xs]
+    assert min(tops) == 0 and max(tops) == 40 - 28
+
+
+def test_generate_anywhere_keeps_the_digits_and_sums_of_the_quarters_set():
+    images_q, sums_q, src_q = digitsum.generate(20, 5, "test", str(mnist_dir()))
+    images_a, sums_a, src_a = digitsum.generate(
+        20, 5, "test", str(mnist_dir()), placement="anywhere"
+    )
+    np.testing.assert_array_equal(src_q, src_a)
+    np.testing.assert_array_equal(sums_q, sums_a)
+    assert not np.array_equal(images_q, images_a)
+    digits_img, _ = jdata.mnist.load("test", str(mnist_dir()))
+    _boxes(digits_img[src_a[0]], images_a[0])
+
+
+def test_five_digits_and_bad_requests():
+    images, sums, src = digitsum.generate(
+        10, 0, "test", str(mnist_dir()), num_digits=5, placement="anywhere"
+    )
+    labels = jdata.mnist.load("test", str(mnist_dir()))[1]
+    assert src.shape == (10, 5)
+    np.testing.assert_array_equal(sums, labels[src].sum(1))
+    with pytest.raises(ValueError, match="placement"):
+        digitsum.generate(2, 0, "test", str(mnist_dir()), placement="diagonal")
+    with pytest.raises(ValueError, match="do not fit"):
+        digitsum.compose_anywhere(np.zeros((1, 7, 28, 28), np.uint8), np.random.default_rng())
+
+
+def test_extra_tests_from_the_config():
+    cfg = configs.from_file(REPO_ROOT / "configs" / "digitsum_columns.py", "smoke").data
+    sets = jdata.extra_tests(cfg)
+    assert list(sets) == ["anywhere-4", "anywhere-3", "anywhere-5"]
+    for spec, (images, sums) in sets.items():
+        assert images.shape == (cfg.test_limit, 40, 168)
+        assert sums.max() <= 9 * int(spec[-1])
+    cfg.extra_tests = ("sideways-4",)
+    with pytest.raises(ValueError, match="sideways-4"):
+        jdata.extra_tests(cfg)
+
+
+# --- random shifts ---------------------------------------------------------------------------
+
+
+def test_random_shift_moves_whole_images_by_at_most_the_limit():
+    images = np.zeros((16, 12, 12), np.uint8)
+    images[:, 4:8, 4:8] = np.arange(1, 17, dtype=np.uint8)[:, None, None]
+    out = np.asarray(pipeline.random_shift(jax.random.PRNGKey(0), jnp.asarray(images), 2))
+    moves = set()
+    for im, o in zip(images, out, strict=True):
+        ys, xs = np.nonzero(o)
+        assert len(ys) == 16 and set(o[o > 0]) == set(im[im > 0])  # the square, whole
+        moves.add((ys.min() - 4, xs.min() - 4))
+    assert all(abs(dy) <= 2 and abs(dx) <= 2 for dy, dx in moves) and len(moves) > 4
+
+
+# --- the new configs end to end (smoke size) -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["part3_complementary_cnn", "digitsum_columns"])
+def test_new_configs_train_and_report_their_extra_numbers(name, tmp_path):
+    cfg = configs.from_file(REPO_ROOT / "configs" / f"{name}.py", "smoke")
+    cfg.seeds = (0,)
+    summary = trainer.train_and_evaluate(cfg, tmp_path, command="python -m jaxdigits.train ...")
+    stored = json.loads((tmp_path / "summary.json").read_text())
+    assert stored["command"] == "python -m jaxdigits.train ..."
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    if name == "digitsum_columns":
+        for spec in ("anywhere-4", "anywhere-3", "anywhere-5"):
+            assert 0.0 <= stored[f"test_accuracy_{spec}"] <= 1.0
+    assert "test_accuracy_argmin" not in stored
+
+
+def test_a_naive_mislabeled_run_reports_argmin_decoding(tmp_path):
+    cfg = configs.from_file(REPO_ROOT / "configs" / "part3.py", "smoke")
+    cfg.seeds = (0,)
+    cfg.data.limit = 320
+    trainer.train_and_evaluate(cfg, tmp_path)
+    stored = json.loads((tmp_path / "summary.json").read_text())
+    assert 0.0 <= stored["test_accuracy_argmin"] <= 1.0
+    assert 0.0 <= stored["test_accuracy_best_argmin"] <= 1.0
