@@ -31,7 +31,8 @@ def _check_config(config):
             f"config.complementary_loss={config.complementary_loss!r}: use "
             f"{', '.join(losses.COMPLEMENTARY_LOSSES)}"
         )
-    steps.seed_axis(config)  # raises on an unknown value
+    steps.seed_axis(config)  # raise on an unknown value
+    steps.learning_rate(config, steps_per_epoch=1)
 
 
 def _save_config(config, workdir: pathlib.Path, resuming: bool):

@@ -166,10 +166,18 @@ def test_random_shift_moves_whole_images_by_at_most_the_limit():
 # --- the new configs end to end (smoke size) -------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["part3_complementary_cnn", "digitsum_columns"])
-def test_new_configs_train_and_report_their_extra_numbers(name, tmp_path):
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("part3_complementary_cnn", {}),
+        ("part3_complementary", {"complementary_loss": "ga"}),
+        ("digitsum_columns", {}),
+    ],
+)
+def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_path):
     cfg = configs.from_file(REPO_ROOT / "configs" / f"{name}.py", "smoke")
     cfg.seeds = (0,)
+    cfg.update(overrides)
     summary = trainer.train_and_evaluate(cfg, tmp_path, command="python -m jaxdigits.train ...")
     stored = json.loads((tmp_path / "summary.json").read_text())
     assert stored["command"] == "python -m jaxdigits.train ..."

@@ -102,7 +102,15 @@ def test_seeds_of_the_configs(name):
     assert tuple(load_config(name).seeds) == (0, 10)  # :smoke keeps two
 
 
-@pytest.mark.parametrize("key,value", [("task", "regression"), ("seed_axis", "pmap")])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("task", "regression"),
+        ("seed_axis", "pmap"),
+        ("complementary_loss", "backward"),
+        ("lr_schedule", "linear"),
+    ],
+)
 def test_a_bad_value_stops_before_anything_is_written(tmp_path, key, value):
     with pytest.raises(ValueError, match=f"config.{key}='{value}'"):
         trainer.train_and_evaluate(regressor(**{key: value}), tmp_path / "run")
