@@ -13,8 +13,7 @@ smaller default initialisation learnt more slowly.
 import flax.linen as nn
 
 from jaxdigits.models.dropout import Dropout
-from jaxdigits.models.layers import HE_INIT as INIT
-from jaxdigits.models.layers import conv, dense, max_pool
+from jaxdigits.models.layers import HE_INIT, conv, dense, max_pool
 
 
 class MnistCNN(nn.Module):
@@ -27,10 +26,10 @@ class MnistCNN(nn.Module):
         for b, block in enumerate(self.blocks):
             for i, features in enumerate(block):
                 name = f"conv{b + 1}_{i + 1}"
-                layer = conv(features, (3, 3), x.shape[-1], padding="VALID", name=name, **INIT)
+                layer = conv(features, (3, 3), x.shape[-1], padding="VALID", name=name, **HE_INIT)
                 x = nn.relu(layer(x))
             x = Dropout(0.25, deterministic=not train)(max_pool(x))
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(dense(self.hidden, x.shape[-1], name="fc1", **INIT)(x))
+        x = nn.relu(dense(self.hidden, x.shape[-1], name="fc1", **HE_INIT)(x))
         x = Dropout(0.5, deterministic=not train)(x)
         return dense(self.num_classes, self.hidden, name="fc2")(x)
