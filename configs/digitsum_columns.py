@@ -9,7 +9,8 @@ The study's data (30,000 generated canvases of four MNIST train digits,
 into the distribution of the sum), cross-entropy on the sum plus 0.1 times
 the squared error of the expected sum (losses.expected_mse: a dense signal
 that gets the columns started), Adam 1e-3 with a cosine decay, batch 64,
-random shifts of the whole canvas by up to 3 px. No per-digit labels, no pretrained digit classifier, no extra data.
+random shifts of the whole canvas by up to 3 px. No per-digit labels, no
+pretrained digit classifier, no extra data.
 Besides the study's test set (four MNIST test digits, one per quarter) it
 is tested on the same digits at arbitrary non-overlapping positions and on
 canvases of 3 and 5 digits (summary.json: test_accuracy_anywhere-4, ...).
