@@ -34,7 +34,8 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     c.batch_size = 32
     c.eval_batch_size = 500
     c.learning_rate = 1e-3
-    c.lr_schedule = "constant"  # or "cosine" (to 0 over num_epochs)
+    c.lr_schedule = "constant"  # or "cosine": to 0 over num_epochs (a larger one on resume
+    # stretches the cosine from the step reached)
     c.weight_decay = 1e-4  # torch Adam's L2 term, added to the gradient
     c.class_weights = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)  # "tricky" 0, 1, 5
     c.num_epochs = 30  # an upper bound: early stopping ends the runs
