@@ -10,18 +10,13 @@ checks those against the checkpoints).
 """
 
 import argparse
-import dataclasses
-import json
-import os
 import pathlib
 import shlex
-import shutil
 import sys
-import urllib.parse
 
-from jaxdigits import configs, originals, output
-
-FIGURES = "figures"  # beside the report; links in it are relative
+from jaxdigits import originals, output
+from jaxdigits.report_figures import FIGURES, copy_confusions, link, plot_curves
+from jaxdigits.runs import ReportError, Run, collect, loss_name
 
 # Study A, Part 3, as reported (ORIGINAL_EXPERIMENTS.md): one GPU, batch 32, 4 epochs.
 # (label, our config that reproduces it, test acc %, val acc % vs its wrong labels, seconds)
@@ -56,101 +51,6 @@ EXPERIMENT = {
     "digitsum": "Digit sums",
     "other": "Other",
 }
-
-
-class ReportError(Exception):
-    """A problem that stops the whole report (not one run): printed as one line."""
-
-
-@dataclasses.dataclass
-class Run:
-    """One finished run directory: its config (with_defaults), summary.json and metric lines."""
-
-    name: str
-    path: pathlib.Path
-    config: dict
-    summary: dict
-    metrics: list[dict]
-
-    @property
-    def records(self) -> list[dict]:
-        """One summary record per seed (a one-seed summary is its seed's record)."""
-        return self.summary.get("per_seed") or [self.summary]
-
-    @property
-    def seeds(self) -> list:
-        return list(self.summary.get("seeds") or self.config["seeds"][: len(self.records)])
-
-    @property
-    def group(self) -> str:
-        return group_of(self.config)
-
-    def values(self, key) -> list[float] | None:
-        """Per-seed values of `key`, or None where a seed lacks it (an older run)."""
-        values = [r.get(key) for r in self.records]
-        return None if any(v is None for v in values) else values
-
-    def percents(self, key) -> list[float] | None:
-        values = self.values(key)
-        return None if values is None else [100 * v for v in values]
-
-    def wall_seconds(self) -> float | None:
-        """Seeds trained in one program each count the program's time: the max, not the sum."""
-        seconds = self.values("train_seconds")
-        return None if seconds is None else max(seconds)
-
-
-def group_of(config: dict) -> str:
-    """Which comparison a run belongs to, from what it trained on and how."""
-    data = config["data"]["name"]
-    if data == "mislabeled":
-        return "complementary" if config["task"] == "complementary" else "mislabeled"
-    return "digitsum" if data == "digitsum" else "other"
-
-
-def _read_json(path: pathlib.Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"no {path.name}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path.name} is unreadable ({e})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path.name} is not a JSON object")
-    return value
-
-
-def load(path: pathlib.Path) -> Run:
-    """A run directory as a Run; ValueError (one line) if it is not a finished, readable run."""
-    summary = _read_json(path / output.SUMMARY)
-    config = configs.with_defaults(_read_json(path / output.CONFIG))
-    records = summary.get("per_seed") or [summary]
-    if not all(isinstance(r, dict) and "test_accuracy" in r for r in records):
-        raise ValueError(f"{output.SUMMARY} has no test_accuracy")
-    try:
-        metrics = output.read_metrics(path)
-    except (OSError, json.JSONDecodeError):
-        metrics = []  # the numbers stand without it; only its learning curve is lost
-    return Run(path.name, path, config, summary, metrics)
-
-
-def collect(runs_dir) -> list[Run]:
-    """Every finished run under `runs_dir`, by name; the others are skipped with a warning.
-
-    A subdirectory without a summary.json (a run still training, or killed)
-    or with a corrupt one is listed on stderr, so that a report is never
-    silently short of a run. ReportError if `runs_dir` is not a directory.
-    """
-    runs_dir = pathlib.Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise ReportError(f"{runs_dir}: no such directory (pass --runs DIR of run directories)")
-    runs = []
-    for path in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
-        try:
-            runs.append(load(path))
-        except ValueError as e:
-            print(f"warning: skipped {path}: {e}", file=sys.stderr)
-    return runs
 
 
 # -- cells ------------------------------------------------------------------------------
@@ -219,18 +119,6 @@ def config_cell(run: Run) -> str:
 
 def seeds_cell(run: Run) -> str:
     return ", ".join(str(s) for s in run.seeds)
-
-
-def loss_name(config: dict) -> str:
-    """The training loss, as a reader would name it."""
-    if config["task"] == "regress":
-        return "MSE"
-    if config["task"] == "classify":
-        return "cross-entropy"
-    name = f"{config['complementary_loss']} complementary loss"
-    if config.get("selftrain_threshold", 0) > 0:
-        name += f" + self-training > {config['selftrain_threshold']:g}"
-    return name
 
 
 def what(run: Run) -> str:
@@ -499,79 +387,6 @@ GROUP_TABLES = {
 }
 
 
-# -- figures ----------------------------------------------------------------------------
-
-
-def curves(run: Run, key: str) -> list[tuple[list[int], list[float]]]:
-    """Per seed (epochs, values) of a metric in metrics.jsonl, over the epochs the seed
-    trained: a seed stopped early keeps being evaluated while the others train."""
-    out = []
-    for i in range(len(run.seeds)):
-        points = [
-            (m["epoch"], m[key][i])
-            for m in run.metrics
-            if key in m and i < len(m[key]) and m.get("active", [True] * (i + 1))[i]
-        ]
-        out.append(([e for e, _ in points], [v for _, v in points]))
-    return out
-
-
-def plot_curves(path: pathlib.Path, runs: list[Run], title: str) -> bool:
-    """Validation loss and accuracy per epoch, a colour per run and a line style per seed.
-
-    Each run's loss is its own (MSE, cross-entropy, the forward complementary
-    loss), named in the legend. False (and no file) if no run has metrics.
-    """
-    runs = [r for r in runs if r.metrics]
-    if not runs:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    styles = ("-", "--", ":", "-.")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for i, run in enumerate(runs):
-        color = f"C{i % 10}"
-        loss = "forward" if run.config["task"] == "complementary" else loss_name(run.config)
-        losses, accs = curves(run, "val_loss"), curves(run, "val_accuracy")
-        for j, seed in enumerate(run.seeds):
-            style = dict(color=color, linestyle=styles[j % len(styles)], marker=".")
-            ax_loss.plot(*losses[j], label=f"{run.name}, seed {seed} ({loss})", **style)
-            ax_acc.plot(accs[j][0], [100 * a for a in accs[j][1]], **style)
-    ax_loss.set(xlabel="epoch", ylabel="validation loss (each run's own)", title="val loss")
-    ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="val accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    ax_loss.legend(fontsize=7)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return True
-
-
-def _link(path: pathlib.Path, base: pathlib.Path) -> str:
-    return urllib.parse.quote(pathlib.Path(os.path.relpath(path, base)).as_posix())
-
-
-def copy_confusions(runs: list[Run], out_dir: pathlib.Path) -> list[str]:
-    """Each run's confusion_test.png copied beside the report (run directories are not
-    committed), as Markdown links."""
-    links = []
-    for run in runs:
-        source = run.path / output.CONFUSION
-        if not source.is_file():
-            continue
-        target = out_dir / FIGURES / f"confusion_{run.name}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        links.append(f"[{run.name}]({_link(target, out_dir)})")
-    return links
-
-
 # -- the report -------------------------------------------------------------------------
 
 
@@ -612,7 +427,7 @@ def render(runs: list[Run], out_dir, runs_dir=None) -> str:
         figure = out_dir / FIGURES / f"curves_{group}.png"
         figure.parent.mkdir(parents=True, exist_ok=True)
         if plot_curves(figure, members, title):
-            parts.append(f"![learning curves: {group}]({_link(figure, out_dir)})")
+            parts.append(f"![learning curves: {group}]({link(figure, out_dir)})")
         links = copy_confusions(members, out_dir)
         if links:
             parts.append(

@@ -5,7 +5,7 @@ import shutil
 
 import pytest
 
-from jaxdigits import configs, output, report
+from jaxdigits import configs, output, report, report_figures
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEVICE = "Intel(R) Xeon(R) Processor @ 2.80GHz, 2 cores"
@@ -230,7 +230,7 @@ def test_write_report_with_figures(runs_dir, tmp_path):
 
 def test_curves_follow_each_seeds_active_epochs(runs_dir):
     (run,) = [r for r in report.collect(runs_dir) if r.name == "digitsum_regressor"]
-    losses = report.curves(run, "val_loss")
+    losses = report_figures.curves(run, "val_loss")
     assert [epochs for epochs, _ in losses] == [[1, 2, 3], [1, 2, 3], [1, 2]]
     assert losses[1][1] == pytest.approx([2.51, 1.26, 2.5 / 3 + 0.01])
 
