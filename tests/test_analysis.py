@@ -8,7 +8,7 @@ import pytest
 from helpers_data import mnist_dir
 from PIL import Image
 
-from jaxdigits import analysis
+from jaxdigits import analysis, analysis_markdown
 from jaxdigits.data import image_folder, mislabeled, mnist
 
 N_MNIST = 50  # MNIST train images in the generated folder, plus one of noise
@@ -132,7 +132,7 @@ def test_command_on_a_folder_writes_the_report(generated, tmp_path, capsys):
     assert f"- matched one MNIST train image (or identical ones of one label): {N_MNIST}" in text
     assert f"]({analysis.TRANSITION_PNG})" in text and f"]({analysis.SAMPLES_PNG})" in text
     m = analysis.transition_matrix(expected, folders)
-    for lines in analysis.matrix_table(m):
+    for lines in analysis_markdown.matrix_table(m):
         assert lines in text
     assert "| true \\ folder | 0 | 1 |" in text
     assert "argmin" in text  # the explanation
@@ -165,7 +165,7 @@ def test_confusion_part_with_fake_predictions(tmp_path):
     np.testing.assert_array_equal(comp[0]["matrix"], np.diag(np.full(10, 20)))
     runs = {"naive": ("ckpts/part3", "generated, label seed 0", 0)}
     runs["complementary"] = ("ckpts/part3_complementary", "generated, label seed 0", 0)
-    text = "\n".join(analysis.confusion_section(naive, comp, runs))
+    text = "\n".join(analysis_markdown.confusion_section(naive, comp, runs))
     assert (
         "| naive | `ckpts/part3` | generated, label seed 0 | 0 | 200 | argmin | 90.00 % |" in text
     )
@@ -174,4 +174,4 @@ def test_confusion_part_with_fake_predictions(tmp_path):
     analysis.plot_entries(tmp_path / "c.png", naive)
     with Image.open(tmp_path / "c.png") as img:
         assert img.format == "PNG"
-    assert analysis.confusion_section([], [], {}) == []
+    assert analysis_markdown.confusion_section([], [], {}) == []
