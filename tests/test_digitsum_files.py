@@ -91,6 +91,11 @@ def _npz_bytes():
     return buffer.getvalue()
 
 
+def _npy_with_header(header: str) -> bytes:
+    """A version 1.0 .npy file with this header text and no data."""
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode("latin1")
+
+
 def _pickled_object_array(folder: pathlib.Path):
     objects = np.empty(3, dtype=object)
     objects[:] = [{"sum": 1}, [2], "3"]
@@ -132,6 +137,35 @@ BAD_FOLDERS = {
         "not a readable",
     ),
     "pickled objects": (_pickled_object_array, "lab1.npy", "not a readable"),
+    # np.load would try to allocate what the header says (MemoryError, or terabytes)
+    "header asks for 6.7 TB": (
+        _write_bytes(
+            "data0.npy",
+            _npy_with_header(
+                "{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000, 40, 168)}"
+            ),
+        ),
+        "data0.npy",
+        r"holds 82 bytes but its header says shape \(1000000000, 40, 168\) dtype uint8",
+    ),
+    # numpy's header parser raises TypeError, or tokenize.TokenError, not ValueError
+    "unhashable header": (
+        _write_bytes("lab0.npy", _npy_with_header("{[]: 1}")),
+        "lab0.npy",
+        "not a readable",
+    ),
+    "unclosed header": (
+        _write_bytes("lab0.npy", _npy_with_header("{'descr':\n")),
+        "lab0.npy",
+        "not a readable",
+    ),
+    "zip magic": (_write_bytes("data2.npy", b"PK\x03\x04" + bytes(60)), "data2.npy", "npz"),
+    # timedelta64 is an integer dtype to numpy, but its values are no sums
+    "timedelta labels": (
+        _save("lab1.npy", np.array([1, 2, 3], "m8[s]")),
+        "lab1.npy",
+        "dtype timedelta64",
+    ),
 }
 
 

@@ -1,6 +1,7 @@
 """The `<class>/<file>` image-folder reader and writer (folders and zips), and digits.py."""
 
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -294,3 +295,98 @@ def test_zip_with_a_damaged_member_names_it(tmp_path):
     root.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="1/img0.png"):
         image_folder.read(root, CLASSES)
+
+
+# --- hostile files: each is a DataError naming the file, whatever PIL or zipfile raised ---------
+
+# Found by fuzzing: a PNG whose IDAT runs into bytes that are no chunk; PIL raises SyntaxError.
+BROKEN_PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x08\x00\x00\x00\x06\x08\x00\x00\x00\x00"
+    b"\xdbn\x80'\x00\x00\x00\x12IDATx\x9ccd`\x84\x02\x0e(\xcd\xc2\r\xa3B\x04\x03\x00\nj\x00e"
+    b"\xba\x99\xbb*\x00\x00\x00\x00IEN\x9a\xaeB`\x82"
+)
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose (checksummed) header claims width x height but that holds no pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data).to_bytes(4, "big")
+        return len(data).to_bytes(4, "big") + kind + data + crc
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("layout", ["dir", "zip"])
+def test_png_that_pil_rejects_with_a_syntax_error_names_the_file(tmp_path, layout):
+    files = _dataset(n_per_class=1)
+    files["1/x.png"] = BROKEN_PNG
+    root = _make(tmp_path, files, layout)
+    with pytest.raises(DataError, match="not a readable image") as info:
+        image_folder.read(root, CLASSES)
+    assert f"{root}/1/x.png" in str(info.value)
+
+
+# 20000 x 20000 is over PIL's own bomb limit (it raises); 8000 x 8000 is under it (PIL would
+# allocate 64 MB to decode it) but over ours.
+@pytest.mark.parametrize("width, height", [(20000, 20000), (8000, 8000)])
+def test_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path, width, height):
+    files = _dataset(n_per_class=1)
+    files["1/x.png"] = _png_declaring(width, height)
+    root = _make(tmp_path, files, "dir")
+    with pytest.raises(DataError, match="pixels") as info:
+        image_folder.read(root, CLASSES)
+    assert f"{root}/1/x.png" in str(info.value)
+
+
+def test_zip_with_a_corrupt_directory_names_the_zip(tmp_path):
+    path = tmp_path / "data.zip"
+    # an end record only, saying the directory before it is 1 byte long: is_zipfile says yes
+    path.write_bytes(b"PK\x05\x06" + bytes(8) + (1).to_bytes(4, "little") + bytes(6))
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(DataError, match="not a readable zip") as info:
+        image_folder.read(path, CLASSES)
+    assert str(path) in str(info.value)
+
+
+def _patch_directory_record(path, name: str, offset: int, value: bytes):
+    """Writes value at offset of name's central-directory record (which zipfile trusts)."""
+    raw = bytearray(path.read_bytes())
+    start = raw.rindex(name.encode()) - 46  # the record's last copy of the name is at 46
+    raw[start + offset : start + offset + len(value)] = value
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize(
+    "offset, value, message",
+    [
+        (10, (99).to_bytes(2, "little"), "NotImplementedError"),  # compression method 99
+        (8, (1).to_bytes(2, "little"), "RuntimeError: .*encrypted"),  # the "encrypted" flag
+    ],
+    ids=["unsupported compression", "encrypted"],
+)
+def test_zip_member_zipfile_cannot_read_names_it(tmp_path, offset, value, message):
+    root = _make(tmp_path, _dataset(n_per_class=1), "zip")
+    _patch_directory_record(root, "1/img0.png", offset, value)
+    with pytest.raises(DataError, match=message) as info:
+        image_folder.read(root, CLASSES)
+    assert f"{root}/1/img0.png" in str(info.value)
+
+
+def test_zip_member_declaring_more_than_max_file_bytes_is_not_unzipped(tmp_path, monkeypatch):
+    root = _make(tmp_path, _dataset(n_per_class=1), "zip")
+    monkeypatch.setattr(image_folder, "MAX_FILE_BYTES", 20)  # the PNGs are larger
+    with pytest.raises(DataError, match="unzips to .* over the 20 allowed") as info:
+        image_folder.read(root, CLASSES)
+    assert f"{root}/0/img0.png" in str(info.value)
+
+
+def test_zip_member_with_an_empty_name_is_named_as_out_of_place(tmp_path):
+    """Found by fuzzing: ZipInfo.is_dir() raises IndexError on an empty name."""
+    root = _make(tmp_path, _dataset(n_per_class=1), "zip")
+    with zipfile.ZipFile(root, "a") as zf:
+        zf.writestr(zipfile.ZipInfo(""), b"junk")
+    with pytest.raises(DataError, match="expected <class folder>/<image file>") as info:
+        image_folder.read(root, CLASSES)
+    assert f"{root}/" in str(info.value)

@@ -120,9 +120,18 @@ def test_load_original_rejects_a_folder_outside_0_to_9(tmp_path):
 
 def test_zip_whose_name_is_a_class_round_trips(tmp_path):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (20, 4, 4), dtype=np.uint8)
+    images = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
     wrong = np.arange(20, dtype=np.int32) % 10
     image_folder.write(
         tmp_path / "3.zip", images, [str(k) for k in wrong], [f"{i:05d}" for i in range(20)]
     )
     _check_round_trip(tmp_path / "3.zip", images, wrong)
+
+
+@pytest.mark.parametrize("target", ["set", "set.zip"])
+def test_load_original_rejects_images_that_are_not_28x28(tmp_path, target):
+    images = np.zeros((10, 20, 30), np.uint8)  # height 20, width 30
+    image_folder.write(tmp_path / target, images, [str(k) for k in range(10)], ["a"] * 10)
+    with pytest.raises(DataError, match="image is 30x20, expected 28x28") as info:
+        mislabeled.load_original(str(tmp_path / target))
+    assert f"{tmp_path / target}/" in str(info.value) and "a.png" in str(info.value)

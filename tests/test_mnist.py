@@ -238,3 +238,22 @@ def test_label_outside_0_to_9(tmp_path):
     with pytest.raises(DataError, match="10") as info:
         mnist.load("test", str(tmp_path))
     assert str(tmp_path / "t10k-labels-idx1-ubyte.gz") in str(info.value)
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gz"])
+def test_file_larger_than_max_bytes_is_not_read_whole(tmp_path, monkeypatch, gz):
+    """A small .gz can inflate to gigabytes: reading stops past MAX_BYTES, whatever the header."""
+    monkeypatch.setattr(mnist, "MAX_BYTES", 5000)
+    path = write_file(tmp_path / "big", idx_bytes(LABELS_MAGIC, (6000,), bytes(6000)), gz)
+    with pytest.raises(DataError, match="over 5000 bytes") as info:
+        mnist.read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_header_shape_with_a_zero_and_huge_dims(tmp_path):
+    """Found by fuzzing: the sizes agree (0 == 0) but numpy refuses the shape (ValueError)."""
+    path = tmp_path / "zero"
+    path.write_bytes(idx_bytes(IMAGES_MAGIC, (0, 2**32 - 1, 2**32 - 1), b""))
+    with pytest.raises(DataError, match="not a valid array shape") as info:
+        mnist.read_idx(path)
+    assert str(path) in str(info.value)

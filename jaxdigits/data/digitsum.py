@@ -9,9 +9,12 @@ the training pool draws digits from MNIST train, the test set from MNIST
 test only, so a test image never shares a digit image with training.
 """
 
+import math
+import os
 import pathlib
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from jaxdigits.data import mnist
 from jaxdigits.data.errors import DataError
@@ -107,26 +110,52 @@ def save_original(path, images: np.ndarray, sums: np.ndarray):
         tmp.replace(final)
 
 
+def _npy_header(file: pathlib.Path, f) -> tuple[tuple, np.dtype]:
+    """Shape and dtype from an open .npy file's header, leaving f at the data."""
+    if f.read(2) == b"PK":  # np.load would open it as an .npz zip
+        raise DataError(f"{file}: an .npz archive (or another zip), expected one .npy array")
+    f.seek(0)
+    try:
+        if npy_format.read_magic(f) == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(f)
+        else:  # 2.0, or 3.0 (which differs only in the header's text encoding)
+            shape, _, dtype = npy_format.read_array_header_2_0(f)
+    except Exception as e:  # a corrupt header raises ValueError, TypeError, RecursionError, ...
+        raise DataError(f"{file}: not a readable .npy array ({type(e).__name__}: {e})") from e
+    return shape, dtype
+
+
 def _load(file: pathlib.Path) -> np.ndarray:
+    """One .npy array. Its header is checked against the file's size first: np.load allocates
+    what the header says before reading, terabytes for a corrupt one."""
     if not file.is_file():
         raise DataError(
             f"{file}: missing; a digit-sum folder holds data0.npy..data{NUM_FILES - 1}.npy "
             f"and lab0.npy..lab{NUM_FILES - 1}.npy"
         )
     try:
-        array = np.load(file, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{file}: not a readable .npy array ({e})") from e
-    if not isinstance(array, np.ndarray):  # an .npz archive under a .npy name
-        array.close()
-        raise DataError(f"{file}: an .npz archive, expected one .npy array")
-    return array
+        with open(file, "rb") as f:
+            shape, dtype = _npy_header(file, f)
+            size = os.fstat(f.fileno()).st_size
+            need = f.tell() + math.prod(shape) * dtype.itemsize
+            if min(shape, default=0) < 0 or need > size:
+                raise DataError(
+                    f"{file}: not a readable .npy array: holds {size} bytes but its header says "
+                    f"shape {shape} dtype {dtype} (needs {need} bytes)"
+                )
+            f.seek(0)
+            try:
+                return np.load(f, allow_pickle=False)
+            except (ValueError, OverflowError) as e:  # e.g. object arrays, which are pickles
+                raise DataError(f"{file}: not a readable .npy array ({e})") from e
+    except OSError as e:
+        raise DataError(f"{file}: cannot read ({e})") from e
 
 
 def _check_labels(file, labels, n):
     if labels.shape != (n,):
         raise DataError(f"{file}: labels of shape {labels.shape}, expected ({n},)")
-    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+    if labels.dtype.kind not in "iuf":  # not issubdtype(integer): timedelta64 is an integer
         raise DataError(f"{file}: labels of dtype {labels.dtype}, expected integers")
     if not np.all(np.isfinite(labels)) or np.any(labels != np.round(labels)):
         raise DataError(f"{file}: labels must be whole numbers")

@@ -14,11 +14,13 @@ import zipfile
 from collections.abc import Callable
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from jaxdigits.data.errors import DataError
 
 _IGNORED = ("__MACOSX",)
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo; larger claims are refused before decoding
+MAX_FILE_BYTES = 2**27  # 128 MiB: a zip member claiming more is a zip bomb, not an image
 
 
 def _is_hidden(parts: tuple[str, ...]) -> bool:
@@ -31,13 +33,27 @@ def _entries(path: pathlib.Path, stack: contextlib.ExitStack) -> list[tuple[tupl
         files = sorted(p for p in path.rglob("*") if p.is_file())
         return [(f.relative_to(path).parts, f.read_bytes) for f in files]
     if zipfile.is_zipfile(path):
-        zf = stack.enter_context(zipfile.ZipFile(path))
-        infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
-        return [(tuple(i.filename.split("/")), functools.partial(zf.read, i)) for i in infos]
+        try:
+            zf = stack.enter_context(zipfile.ZipFile(path))
+        except Exception as e:  # a corrupt directory raises BadZipFile, but also other types
+            raise DataError(f"{path}: not a readable zip file ({type(e).__name__}: {e})") from e
+        # not i.is_dir(): it raises IndexError on a member with an empty name
+        infos = sorted(
+            (i for i in zf.infolist() if not i.filename.endswith("/")), key=lambda i: i.filename
+        )
+        return [
+            (tuple(i.filename.split("/")), functools.partial(_read_member, zf, i)) for i in infos
+        ]
     if path.exists():
         raise DataError(f"{path}: neither a folder nor a zip file")
     else:
         raise DataError(f"{path}: no such folder or zip file")
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    if info.file_size > MAX_FILE_BYTES:  # zipfile stops at the declared size: checking it is enough
+        raise ValueError(f"unzips to {info.file_size} bytes, over the {MAX_FILE_BYTES} allowed")
+    return zf.read(info)
 
 
 def _strip_common_root(items):
@@ -49,14 +65,22 @@ def _strip_common_root(items):
 
 
 def _decode(name: str, data: bytes, size: tuple[int, int] | None, invert: bool) -> np.ndarray:
+    """Untrusted bytes to uint8 [H, W]. PIL raises many types on bad bytes (SyntaxError,
+    struct.error, EOFError, DecompressionBombError, ...): each one means "not an image"."""
     try:
         with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_PIXELS:  # checked before any pixel is allocated
+                raise DataError(
+                    f"{name}: image is {img.width}x{img.height}, over {MAX_PIXELS} pixels"
+                )
             img = img.convert("L")
             if size is not None and img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
             array = np.asarray(img, np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DataError(f"{name}: not a readable image ({e})") from e
+    except DataError:
+        raise
+    except Exception as e:
+        raise DataError(f"{name}: not a readable image ({type(e).__name__}: {e})") from e
     return 255 - array if invert else array
 
 
@@ -111,8 +135,8 @@ def _decode_all(path, items, classes, size, invert, extra_folders_ok):
             )
         try:
             raw = read_bytes()
-        except (OSError, zipfile.BadZipFile) as e:  # unreadable file, or a zip member's CRC
-            raise DataError(f"{name}: cannot read ({e})") from e
+        except Exception as e:  # a bad zip member: BadZipFile, zlib.error, NotImplementedError, ...
+            raise DataError(f"{name}: cannot read ({type(e).__name__}: {e})") from e
         image = _decode(name, raw, size, invert)
         if images and image.shape != images[0].shape:
             raise DataError(

@@ -10,8 +10,10 @@ generated set in that layout.
 import numpy as np
 
 from jaxdigits.data import image_folder, mnist
+from jaxdigits.data.errors import DataError
 
 CLASSES = {str(k): k for k in range(10)}
+SIZE = (28, 28)  # (height, width) of MNIST images
 
 
 def complementary_labels(labels: np.ndarray, seed: int) -> np.ndarray:
@@ -27,6 +29,13 @@ def generate(seed: int = 0, mnist_dir: str = ""):
 
 
 def load_original(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images, folder labels) of a user's mnistTask3 folder or zip."""
-    images, labels, _ = image_folder.read(path, CLASSES)
+    """(images uint8 [N, 28, 28], folder labels) of a user's mnistTask3 folder or zip.
+
+    The originals are MNIST images: another size means another data set, so it stops here
+    rather than reaching a model built for 28x28.
+    """
+    images, labels, names = image_folder.read(path, CLASSES)
+    if images.shape[1:] != SIZE:  # read() has checked that all images share one size
+        height, width = images.shape[1:]
+        raise DataError(f"{names[0]}: image is {width}x{height}, expected {SIZE[1]}x{SIZE[0]}")
     return images, labels

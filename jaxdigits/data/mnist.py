@@ -20,6 +20,7 @@ FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _MAGIC = {0x00000803: 3, 0x00000801: 1}  # images have 3 dims, labels 1
+MAX_BYTES = 2**28  # 256 MiB: MNIST's largest file is 47 MB, so a gzip bomb stops here
 
 
 def data_dir(override: str = "") -> pathlib.Path:
@@ -37,9 +38,13 @@ def data_dir(override: str = "") -> pathlib.Path:
 def read_idx(path: pathlib.Path) -> np.ndarray:
     """Parses one IDX file (gzipped if its name ends in .gz)."""
     opener = gzip.open if path.suffix == ".gz" else open
+    raw = bytearray()
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            while chunk := f.read(1 << 20):  # in chunks: a small .gz can inflate to gigabytes
+                raw += chunk
+                if len(raw) > MAX_BYTES:
+                    raise DataError(f"{path}: over {MAX_BYTES} bytes once read; not an MNIST file")
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: cannot read IDX file ({e})") from e
     if len(raw) < 8:
@@ -58,7 +63,10 @@ def read_idx(path: pathlib.Path) -> np.ndarray:
             f"{path}: IDX header says shape {shape} ({expected} bytes) "
             f"but the file holds {len(raw) - header} bytes of data"
         )
-    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+    try:
+        return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+    except ValueError as e:  # a 0 in the shape lets the sizes match, but numpy refuses
+        raise DataError(f"{path}: IDX header shape {shape} is not a valid array shape ({e})") from e
 
 
 def _find(directory: pathlib.Path, name: str) -> pathlib.Path:
