@@ -45,6 +45,8 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     c.seed_axis = "auto"  # vmap or loop over seeds in the one program; see steps.seed_axis
     c.eval_train_split = False  # also report eval-mode accuracy on the training split
     c.original = ""  # a key of originals.DIGITSUM: print the original's tables beside ours
+    c.nonfinite = "stop"  # a NaN/inf loss stops the run; "skip" leaves such steps undone
+    c.parallel = "none"  # "data": the batch sharded over every device (all processes)
 
     c.data = d = ml_collections.ConfigDict()
     d.name = "mnist"
