@@ -1,16 +1,30 @@
-"""Orbax checkpoints of a run directory.
+"""Orbax checkpoints of a run directory, checked before they are trusted.
 
     <workdir>/checkpoints/<epoch>/   latest training state (params, optimizer,
                                      early-stopping bookkeeping, best params)
     <workdir>/best/<epoch>/          per-seed best params (lowest val loss)
+    <workdir>/partial/<epoch>/       the train state part-way through `epoch`,
+                                     written when a run is stopped by a signal
+    <workdir>/damaged/               checkpoints found damaged, moved aside
 
-Both are orbax CheckpointManagers; the state keeps its two newest steps,
-the best its newest. The state checkpoint holds everything needed to
-resume exactly: the per-epoch PRNG keys are derived from (seed, epoch), so
-no key needs saving.
+All three are orbax CheckpointManagers; the state keeps its two newest
+steps, so a damaged newest one still leaves one to resume from. Orbax
+writes a step into a temporary directory and renames it when complete, so
+a process killed mid-write leaves no step under a final name. After that
+rename each step gets a manifest (`MANIFEST`: every file's size and
+SHA-256), which catches what orbax cannot: a file truncated, changed or
+lost afterwards. A step without a manifest (written before manifests, or
+killed between rename and manifest) is trusted if it restores.
+
+The state checkpoint holds everything needed to resume exactly: the
+per-epoch PRNG keys are derived from (seed, epoch), so no key needs saving.
 """
 
+import hashlib
+import json
 import pathlib
+import shutil
+import time
 
 import jax
 import numpy as np
@@ -19,47 +33,191 @@ from orbax.checkpoint import checkpoint_managers
 
 from jaxdigits import configs
 
-STATE_DIR, BEST_DIR = "checkpoints", "best"
+STATE_DIR, BEST_DIR, PARTIAL_DIR, DAMAGED_DIR = "checkpoints", "best", "partial", "damaged"
+MANIFEST = "jaxdigits_files.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is damaged or missing; the message names its directory."""
 
 
 def manager(directory: pathlib.Path, keep: int = 1) -> ocp.CheckpointManager:
     options = ocp.CheckpointManagerOptions(
         create=True,
         enable_async_checkpointing=False,
+        cleanup_tmp_directories=True,  # what a killed write left behind
         preservation_policy=checkpoint_managers.LatestN(keep),
     )
-    return ocp.CheckpointManager(directory.absolute(), options=options)
+    return ocp.CheckpointManager(
+        directory.absolute(), options=options, item_handlers=ocp.StandardCheckpointHandler()
+    )
+
+
+def _files(step_dir: pathlib.Path) -> dict[str, list]:
+    def digest(path):
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    files = sorted(p for p in step_dir.rglob("*") if p.is_file() and p.name != MANIFEST)
+    return {str(p.relative_to(step_dir)): [p.stat().st_size, digest(p)] for p in files}
+
+
+def write_manifest(step_dir: pathlib.Path):
+    """Records every file of a committed step (written under a temporary name, then renamed)."""
+    if jax.process_index() != 0:
+        return
+    tmp = step_dir / (MANIFEST + ".partial")
+    tmp.write_text(json.dumps(_files(step_dir), indent=0))
+    tmp.replace(step_dir / MANIFEST)
+
+
+def verify(step_dir: pathlib.Path):
+    """Raises CheckpointError naming the first file that is missing, truncated or changed."""
+    path = step_dir / MANIFEST
+    if not path.exists():
+        return
+    try:
+        expected = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: unreadable manifest ({e})") from e
+    found = _files(step_dir)
+    for name, (size, digest) in expected.items():
+        if name not in found:
+            raise CheckpointError(f"{step_dir / name}: missing")
+        if found[name][0] != size:
+            raise CheckpointError(f"{step_dir / name}: {found[name][0]} bytes, written {size}")
+        if found[name][1] != digest:
+            raise CheckpointError(f"{step_dir / name}: contents changed since written")
+
+
+def _restore(mgr: ocp.CheckpointManager, step: int, target=None):
+    """Verifies and restores one step; any failure is a CheckpointError naming it."""
+    step_dir = pathlib.Path(mgr.directory) / str(step)
+    verify(step_dir)
+    args = ocp.args.StandardRestore(target) if target is not None else ocp.args.StandardRestore()
+    try:
+        return mgr.restore(step, args=args)
+    except Exception as e:  # orbax and tensorstore raise many types on damaged files
+        raise CheckpointError(f"{step_dir}: cannot be restored ({type(e).__name__}: {e})") from e
 
 
 class RunCheckpoints:
-    """The latest state and the best params of one run directory."""
+    """The latest state, the best params and a stopped epoch's partial state of one run."""
 
     def __init__(self, workdir: pathlib.Path):
-        self.state = manager(workdir / STATE_DIR, keep=2)  # the previous one, should the last break
-        self.best = manager(workdir / BEST_DIR)
+        self.workdir = pathlib.Path(workdir)
+        self.state = manager(self.workdir / STATE_DIR, keep=2)  # the previous, should one break
+        self.best = manager(self.workdir / BEST_DIR)
+        self.partial = manager(self.workdir / PARTIAL_DIR)
 
     def latest_epoch(self) -> int | None:
         return self.state.latest_step()
 
-    def restore_state(self, target):
-        """The latest state; best params saved after it (by a run that died) are dropped."""
-        step = self.state.latest_step()
-        for stale in [s for s in self.best.all_steps() if s > step]:
+    def _move_aside(self, mgr: ocp.CheckpointManager, step: int) -> pathlib.Path:
+        """Moves a damaged step out of its manager's directory; nothing is deleted."""
+        source = pathlib.Path(mgr.directory) / str(step)
+        target = self.workdir / DAMAGED_DIR / f"{source.parent.name}-{step}-{time.time():.0f}"
+        if jax.process_index() == 0:
+            target.parent.mkdir(exist_ok=True)
+            shutil.move(source, target)
+        mgr.reload()
+        return target
+
+    def restore_state(self, target) -> tuple[int, dict | None]:
+        """(epoch, state) of the newest step that verifies and restores; (0, None) if none.
+
+        Damaged steps are moved to damaged/ with a message; best params saved
+        after the restored epoch (by a run that died) are dropped.
+        """
+        epoch, state = 0, None
+        for step in sorted(self.state.all_steps(), reverse=True):
+            try:
+                epoch, state = step, _restore(self.state, step, target)
+                break
+            except CheckpointError as e:
+                moved = self._move_aside(self.state, step)
+                print(f"warning: damaged checkpoint, moved to {moved}: {e}")
+        for stale in [s for s in self.best.all_steps() if s > epoch]:
             self.best.delete(stale)
-        return self.state.restore(step, args=ocp.args.StandardRestore(target))
+        if state is not None:
+            self._repair_best(state)
+        return epoch, state
+
+    def _repair_best(self, state):
+        """Rewrites the best params from the restored state if their checkpoint is damaged."""
+        step = self.best.latest_step()
+        if step is None:
+            return
+        try:
+            verify(pathlib.Path(self.best.directory) / str(step))
+        except CheckpointError as e:
+            moved = self._move_aside(self.best, step)
+            print(f"warning: damaged best checkpoint, moved to {moved}: {e}")
+            self._save(self.best, step, _best_part(state))
+
+    def _save(self, mgr: ocp.CheckpointManager, step: int, tree):
+        mgr.save(step, args=ocp.args.StandardSave(tree), force=True)
+        mgr.wait_until_finished()
+        write_manifest(pathlib.Path(mgr.directory) / str(step))
 
     def save(self, epoch: int, state, improved: bool):
-        """Saves the state of `epoch`, and the best params if any seed improved."""
+        """Saves the state of `epoch`, and the best params if any seed improved.
+
+        The best goes first: a run killed between the two resumes from the
+        previous state and drops that best (restore_state).
+        """
         if improved:
-            best = {k: state[k] for k in ("best_params", "best_epoch", "best_val_loss")}
-            self.best.save(epoch, args=ocp.args.StandardSave(best))
-        self.state.save(epoch, args=ocp.args.StandardSave(state), force=True)
-        self.state.wait_until_finished()
-        self.best.wait_until_finished()
+            self._save(self.best, epoch, _best_part(state))
+        self._save(self.state, epoch, state)
+        for step in self.partial.all_steps():
+            self.partial.delete(step)
+
+    def save_partial(self, epoch: int, tree: dict):
+        """The train state part-way through `epoch`: {"train", "done" (steps), "seconds",
+        "metrics" (per step, [done, S])}."""
+        self._save(self.partial, epoch, tree)
+
+    def restore_partial(self, epoch: int, train_target) -> dict | None:
+        """save_partial's tree for `epoch` (its "train" like `train_target`), or None.
+
+        A partial state of another epoch is stale (that epoch finished): dropped.
+        """
+        result = None
+        for step in self.partial.all_steps():
+            if step == epoch:
+                try:
+                    result = _restore(self.partial, step, self._partial_target(step, train_target))
+                    continue
+                except CheckpointError as e:
+                    print(f"warning: damaged partial checkpoint, epoch {epoch} starts over: {e}")
+            self.partial.delete(step)
+        return result
+
+    def _partial_target(self, step: int, train_target) -> dict:
+        """The restore target: the metrics' shapes (steps done so far) come from the step."""
+        try:
+            saved = self.partial.item_metadata(step).tree
+            metrics = {k: np.zeros(m.shape, m.dtype) for k, m in saved["metrics"].items()}
+        except Exception as e:  # a damaged or foreign step
+            raise CheckpointError(f"{self.partial.directory}/{step}: unreadable ({e})") from e
+        return {
+            "train": train_target,
+            "done": np.asarray(0),
+            "seconds": np.asarray(0.0),
+            "metrics": metrics,
+        }
 
     def close(self):
         self.state.close()
         self.best.close()
+        self.partial.close()
+
+
+def _best_part(state) -> dict:
+    return {k: state[k] for k in ("best_params", "best_epoch", "best_val_loss")}
 
 
 def latest_epoch(workdir: str | pathlib.Path) -> int | None:
@@ -108,6 +266,13 @@ def _restore_newest(workdir: pathlib.Path, name: str, what: str) -> dict:
     step = mgr.latest_step()
     if step is None:
         raise FileNotFoundError(f"{directory}: holds no checkpoint step")
-    restored = mgr.restore(step, args=ocp.args.StandardRestore())
-    mgr.close()
+    try:
+        restored = _restore(mgr, step)
+    except CheckpointError as e:
+        raise CheckpointError(
+            f"{e}. Re-running the run's train command resumes from the last good checkpoint "
+            "and writes this one again."
+        ) from e
+    finally:
+        mgr.close()
     return jax.tree.map(np.asarray, restored)

@@ -175,24 +175,37 @@ def steps_per_call(cfg) -> int:
     return 10 if jax.default_backend() == "cpu" else 0
 
 
-def make_train_epoch(model, tx, cfg, progress=None):
-    """Returns `epoch(states, images, labels, train_idx, keys, active)`.
+def make_epoch_calls(model, tx, cfg, progress=None):
+    """Returns `calls(states, images, labels, train_idx, keys, active, start=0)`, a generator
+    that runs one epoch from step `start` and yields after every jitted call.
 
     states: per-seed pytree [S, ...] (donated); images/labels: the whole pool
     on the device; train_idx [S, n]: each seed's training indices; keys
     [S, 2]: each seed's key for this epoch; active [S]: seeds still training
-    (stopped seeds keep their state). Returns new states and the epoch's
-    mean train metrics per seed. `progress(step)`, if given, is called on
-    the host every `cfg.progress_every` steps (or every call).
+    (stopped seeds keep their state). Each yield is `(states, metrics,
+    done)`: the new states, that call's per-step metrics as numpy [steps, S]
+    and the steps of the epoch done so far. A caller may stop between calls
+    (a signal) and resume later from `start=done`: the batches depend only
+    on the keys, so the rest of the epoch is the same. `progress(step)`, if
+    given, is called on the host every `cfg.progress_every` steps (or every
+    call).
+
+    With config.nonfinite "skip", a seed's step whose loss or new params
+    are not finite leaves that seed's state as it was (metric "skipped").
     """
     batch = cfg.batch_size
+    skip_nonfinite = cfg.get("nonfinite", "stop") == "skip"
     step = functools.partial(train_step, model=model, tx=tx, cfg=cfg)
     step = over_seeds(step, (0, None, None, 0, 0), seed_axis(cfg))
 
     def seeds_step(states, images, labels, idx, keys, active):
         new, metrics = step(states, images, labels, idx, keys)
-        keep = lambda n, o: jnp.where(active.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
-        return jax.tree.map(keep, new, states), metrics
+        keep = active
+        if skip_nonfinite:
+            keep = active & finite_per_seed(metrics["loss"], new["params"])
+            metrics = dict(metrics, skipped=active & ~keep)
+        sel = lambda n, o: jnp.where(keep.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)  # noqa: E731
+        return jax.tree.map(sel, new, states), metrics
 
     def shuffle(train_idx, keys):
         """[steps, S, B] batch indices: a fresh order per seed; the remainder is dropped."""
@@ -221,33 +234,80 @@ def make_train_epoch(model, tx, cfg, progress=None):
         return jax.lax.scan(body, states, (ts, batches), unroll=unroll)
 
     chunk = steps_per_call(cfg)
-    if not chunk:
-
-        @functools.partial(xla.jit, donate_argnums=(0,))
-        def whole_epoch(states, images, labels, train_idx, keys, active):
-            batches = shuffle(train_idx, keys)
-            states, metrics = run_steps(states, images, labels, batches, keys, active, 0)
-            return states, jax.tree.map(lambda m: m.mean(0), metrics)
-
-        return whole_epoch
-
+    # The whole epoch in one call: the shuffle fuses into the program.
+    whole_jit = xla.jit(
+        lambda s, im, lb, idx, k, a: run_steps(s, im, lb, shuffle(idx, k), k, a, 0),
+        donate_argnums=(0,),
+    )
     shuffle_jit = xla.jit(shuffle)
-    # A chunk is unrolled completely (unroll = its length), so XLA emits no loop.
+    # The rest of an epoch (resumed mid-way), or a chunk unrolled completely (unroll = its
+    # length), so that XLA emits no loop.
+    rest_jit = xla.jit(run_steps, donate_argnums=(0,))
     chunk_jit = xla.jit(lambda *a: run_steps(*a, unroll=a[3].shape[0]), donate_argnums=(0,))
 
-    def chunked_epoch(states, images, labels, train_idx, keys, active):
+    def calls(states, images, labels, train_idx, keys, active, start=0):
+        n_steps = train_idx.shape[1] // batch
+        if not chunk and not start:
+            states, metrics = whole_jit(states, images, labels, train_idx, keys, active)
+            yield states, _host(metrics), n_steps
+            return
         batches = shuffle_jit(train_idx, keys)
-        outputs = []
-        for first in range(0, batches.shape[0], chunk):
+        if not chunk:
+            states, metrics = rest_jit(states, images, labels, batches[start:], keys, active, start)
+            yield states, _host(metrics), n_steps
+            return
+        for first in range(start, n_steps, chunk):
             part = batches[first : first + chunk]
             states, metrics = chunk_jit(states, images, labels, part, keys, active, first)
-            outputs.append(metrics)
             if progress is not None:
                 progress(first + part.shape[0])
-        metrics = jax.tree.map(lambda *m: jnp.concatenate(m).mean(0), *outputs)
-        return states, metrics
+            yield states, _host(metrics), first + part.shape[0]
 
-    return chunked_epoch
+    return calls
+
+
+def finite_per_seed(loss, params):
+    """[S] bool: the seed's loss and every one of its params are finite."""
+    ok = jnp.isfinite(loss)
+    for leaf in jax.tree.leaves(params):
+        ok = ok & jnp.isfinite(leaf).reshape(leaf.shape[0], -1).all(axis=1)
+    return ok
+
+
+def _host(metrics):
+    return {k: np.asarray(v) for k, v in metrics.items()}
+
+
+def epoch_means(metrics: dict) -> dict:
+    """Per-seed means [S] of per-step metrics [steps, S]; skipped steps count out of the
+    means, and "skipped" becomes the number of them."""
+    skipped = metrics.get("skipped")
+    out = {}
+    for k, v in metrics.items():
+        if k == "skipped":
+            out[k] = v.sum(axis=0)
+        elif skipped is not None:
+            out[k] = np.ma.masked_array(v, skipped).mean(axis=0).filled(np.nan)
+        else:
+            out[k] = v.mean(axis=0)
+    return out
+
+
+def make_train_epoch(model, tx, cfg, progress=None):
+    """`epoch(states, images, labels, train_idx, keys, active)` -> (states, per-seed mean
+    metrics [S]): make_epoch_calls run to the end of the epoch."""
+    calls = make_epoch_calls(model, tx, cfg, progress)
+
+    def epoch(states, images, labels, train_idx, keys, active):
+        parts = list(calls(states, images, labels, train_idx, keys, active))
+        return parts[-1][0], epoch_means(concat_metrics([m for _, m, _ in parts]))
+
+    return epoch
+
+
+def concat_metrics(parts: list[dict]) -> dict:
+    """Per-step metrics of several calls, [steps, S] each, joined along the steps."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def make_evaluate(model, cfg, decode: str = "argmax"):

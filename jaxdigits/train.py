@@ -2,6 +2,7 @@
 
 Any config value can be overridden, e.g. --config.seeds='(0, 10, 42)' or
 --config.data.path=mnistTask3.zip. Re-running the same command resumes.
+SIGTERM or Ctrl-C saves a checkpoint and exits with status 128 + the signal's number.
 """
 
 import shlex
@@ -10,7 +11,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxdigits import trainer
+from jaxdigits import interrupt, trainer
 from jaxdigits.data import DataError
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (FILE.py[:ARG]).")
@@ -36,6 +37,9 @@ def main(argv):
     try:
         command = shlex.join(["python", "-m", "jaxdigits.train", *sys.argv[1:]])
         trainer.train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir, command=command)
+    except interrupt.Interrupted as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.exit_status)
     except (DataError, FileNotFoundError, ImportError, ValueError) as e:
         sys.exit(f"error: {e}")
 

@@ -1,5 +1,6 @@
 """train_and_evaluate(config, workdir): one run, all its seeds in one program."""
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -10,29 +11,34 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, configs, data, losses, models, originals, output, steps
+from jaxdigits import (
+    checkpoint,
+    configs,
+    data,
+    interrupt,
+    models,
+    originals,
+    output,
+    steps,
+    validate,
+)
 from jaxdigits.data import pipeline
 from jaxdigits.models import vgg
 
 # Keys a resumed run may change: extending a run by more epochs is fine.
 # The VGG weights are in the checkpoint, so their path may move.
-RESUMABLE_CHANGES = ("num_epochs", "progress_every", "steps_per_call", "vgg_weights")
+RESUMABLE_CHANGES = (
+    "num_epochs",
+    "progress_every",
+    "steps_per_call",
+    "vgg_weights",
+    "nonfinite",
+)
 
 
 def _check_config(config):
-    """Values that would otherwise fail only after the data is built and the step traced."""
-    seeds = tuple(config.seeds)
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"config.seeds must be non-empty and distinct, got {seeds}")
-    if config.task not in losses.TASKS:
-        raise ValueError(f"config.task={config.task!r}: use {', '.join(losses.TASKS)}")
-    if config.complementary_loss not in losses.COMPLEMENTARY_LOSSES:
-        raise ValueError(
-            f"config.complementary_loss={config.complementary_loss!r}: use "
-            f"{', '.join(losses.COMPLEMENTARY_LOSSES)}"
-        )
-    steps.seed_axis(config)  # raise on an unknown value
-    steps.learning_rate(config, steps_per_epoch=1)
+    """Every key and value, before any data is read or anything compiled (validate.py)."""
+    validate.check(config)
 
 
 def _save_config(config, workdir: pathlib.Path, resuming: bool):
@@ -137,7 +143,6 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     workdir = pathlib.Path(workdir)
     _check_config(config)
     seeds = tuple(config.seeds)
-    n_seeds = len(seeds)
     resuming = bool(checkpoint.latest_epoch(workdir))
     pretrained = {} if resuming else pretrained_parts(config)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -151,8 +156,78 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     model = models.get(config.model, num_classes=config.num_classes)
     frozen = models.FROZEN.get(config.model, ())
     tx = steps.make_optimizer(config, frozen, train_idx.shape[1] // config.batch_size)
+    state = _fresh_state(model, tx, config, pretrained, resuming)
+
+    # Resume from the newest checkpoint that verifies, if any.
+    ckpts = checkpoint.RunCheckpoints(workdir)
+    _save_config(config, workdir, resuming=bool(ckpts.latest_epoch()))
+    start, restored = ckpts.restore_state(state)  # also drops what a killed start left
+    if restored is not None:
+        state = restored
+        print(f"resuming {workdir} after epoch {start}")
+    elif resuming:  # every checkpoint was damaged: a fresh start, pretrained parts included
+        state = _fresh_state(model, tx, config, pretrained_parts(config))
+    output.truncate_metrics(workdir, start)
+
+    # Train: jitted calls over each epoch, validation, early stopping, checkpoint.
+    bar = tqdm.tqdm(total=train_idx.shape[1] // config.batch_size, unit="step", leave=False)
+    train_calls = steps.make_epoch_calls(
+        model, tx, config, progress=lambda t: bar.update(int(t) - bar.n)
+    )
+    evaluate = _evaluator(model, config)
+    seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+    # Closing the bar first: a stopped run's message gets a line of its own.
+    with interrupt.StopRequests() as stop, contextlib.closing(ckpts), contextlib.closing(bar):
+        for epoch in range(start + 1, config.num_epochs + 1):
+            if not np.asarray(state["active"]).any():
+                break
+            bar.reset()
+            bar.set_description(f"epoch {epoch}/{config.num_epochs}")
+            keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys)  # noqa: B023
+            active = state["active"]
+            epoch_args = (images, labels, train_idx, keys, active)
+            state["train"], train_m, seconds = _train_epoch(
+                train_calls, state["train"], epoch_args, epoch, ckpts, stop, config
+            )
+            val_loss, val_acc, _ = evaluate(
+                state["train"]["params"],
+                images,
+                labels,
+                val_idx,
+                config.data.mean,
+                config.data.std,
+            )
+            interrupt.check_finite({"val_loss": val_loss[None]}, active, seeds, epoch)
+            state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
+            record = {
+                "epoch": epoch,
+                "seconds": seconds,
+                **{k: np.asarray(v).tolist() for k, v in train_m.items()},
+                "val_loss": val_loss.tolist(),
+                "val_accuracy": val_acc.tolist(),
+                "active": np.asarray(active).tolist(),
+            }
+            # Metrics first: a run killed before its checkpoint resumes from the
+            # previous epoch and drops this line; the other order would lose it.
+            output.append_metrics(workdir, record)
+            ckpts.save(epoch, state, improved=bool(np.any(improved)))
+            tqdm.tqdm.write(_epoch_line(record))
+            if stop.signum is not None and epoch < config.num_epochs:
+                raise stop.interrupted(f"after epoch {epoch}")
+    train_acc = None
+    if config.eval_train_split:  # eval mode, last params, as the digit-sum study reported it
+        params = state["train"]["params"]
+        _, train_acc, _ = evaluate(
+            params, images, labels, train_idx, config.data.mean, config.data.std
+        )
+    return finish(config, workdir, model, ds, state, train_acc, command)
+
+
+def _fresh_state(model, tx, config, pretrained: dict, resuming: bool = False) -> dict:
+    """The per-seed state of epoch 0 (a resuming run restores into its shapes)."""
+    n_seeds = len(config.seeds)
     params = _init_params(model, config, pretrained, resuming)
-    state = {
+    return {
         "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
         "best_params": jax.tree.map(jnp.copy, params),  # train params are donated
         "best_val_loss": jnp.full((n_seeds,), jnp.inf),
@@ -162,63 +237,38 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
         "train_seconds": jnp.zeros((n_seeds,)),
     }
 
-    # Resume from the latest checkpoint, if any.
-    ckpts = checkpoint.RunCheckpoints(workdir)
-    start = ckpts.latest_epoch() or 0
-    _save_config(config, workdir, resuming=bool(start))
-    if start:
-        state = ckpts.restore_state(state)
-        output.truncate_metrics(workdir, start)
-        print(f"resuming {workdir} after epoch {start}")
-    else:
-        output.truncate_metrics(workdir, 0)
 
-    # Train: one jitted call per epoch, validation, early stopping, checkpoint.
-    bar = tqdm.tqdm(total=train_idx.shape[1] // config.batch_size, unit="step", leave=False)
-    train_epoch = steps.make_train_epoch(
-        model, tx, config, progress=lambda t: bar.update(int(t) - bar.n)
-    )
-    evaluate = _evaluator(model, config)
-    seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    for epoch in range(start + 1, config.num_epochs + 1):
-        if not np.asarray(state["active"]).any():
-            break
-        bar.reset()
-        bar.set_description(f"epoch {epoch}/{config.num_epochs}")
-        t0 = time.perf_counter()
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys)  # noqa: B023
-        active = state["active"]
-        state["train"], train_m = train_epoch(
-            state["train"], images, labels, train_idx, keys, active
-        )
-        jax.block_until_ready(state["train"])
-        seconds = time.perf_counter() - t0
-        val_loss, val_acc, _ = evaluate(
-            state["train"]["params"], images, labels, val_idx, config.data.mean, config.data.std
-        )
-        state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
-        record = {
-            "epoch": epoch,
-            "seconds": seconds,
-            **{k: np.asarray(v).tolist() for k, v in train_m.items()},
-            "val_loss": val_loss.tolist(),
-            "val_accuracy": val_acc.tolist(),
-            "active": np.asarray(active).tolist(),
-        }
-        # Metrics first: a run killed before its checkpoint resumes from the
-        # previous epoch and drops this line; the other order would lose it.
-        output.append_metrics(workdir, record)
-        ckpts.save(epoch, state, improved=bool(np.any(improved)))
-        tqdm.tqdm.write(_epoch_line(record))
-    bar.close()
-    ckpts.close()
-    train_acc = None
-    if config.eval_train_split:  # eval mode, last params, as the digit-sum study reported it
-        params = state["train"]["params"]
-        _, train_acc, _ = evaluate(
-            params, images, labels, train_idx, config.data.mean, config.data.std
-        )
-    return finish(config, workdir, model, ds, state, train_acc, command)
+def _train_epoch(train_calls, train, epoch_args, epoch, ckpts, stop, config):
+    """One epoch's training, from where a stopped run left it: (train state, per-seed mean
+    metrics, seconds). Checks every call's losses; on a signal, saves the state part-way
+    through the epoch and raises Interrupted."""
+    train_idx, active = epoch_args[2], epoch_args[4]
+    n_steps = train_idx.shape[1] // config.batch_size
+    done, seconds, parts = 0, 0.0, []
+    partial = ckpts.restore_partial(epoch, train)
+    if partial is not None:
+        train, done, seconds = partial["train"], int(partial["done"]), float(partial["seconds"])
+        parts.append(partial["metrics"])
+        print(f"resuming epoch {epoch} after step {done}")
+    t0 = time.perf_counter()
+    for new, metrics, now_done in train_calls(train, *epoch_args, start=done):
+        interrupt.check_finite(metrics, active, config.seeds, epoch, (done, n_steps))
+        train, done = new, now_done
+        parts.append(metrics)
+        if stop.signum is not None and done < n_steps:
+            jax.block_until_ready(train)
+            seconds += time.perf_counter() - t0
+            tree = {
+                "train": train,
+                "done": np.asarray(done),
+                "seconds": np.asarray(seconds),
+                "metrics": steps.concat_metrics(parts),
+            }
+            ckpts.save_partial(epoch, tree)
+            raise stop.interrupted(f"at step {done} of {n_steps} in epoch {epoch}")
+    jax.block_until_ready(train)
+    seconds += time.perf_counter() - t0
+    return train, steps.epoch_means(steps.concat_metrics(parts)), seconds
 
 
 def _early_stopping(state, active, val_loss, epoch, seconds, config):

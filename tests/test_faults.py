@@ -1,0 +1,150 @@
+"""Killed, stopped and restarted runs end exactly where an uninterrupted run ends.
+
+Every run here is a real `python -m jaxdigits.train` process (through
+tests/fault_run.py, which only picks the moment of the fault) of a small
+config: 3 epochs of 5 steps in calls of 2, 2 and 1 steps, two seeds. The
+processes share a JAX compilation cache, so only the first one compiles.
+"""
+
+import json
+import os
+import pathlib
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from jaxdigits import checkpoint, output
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ARGS = [
+    "--config=configs/part3_complementary_cnn.py:smoke",
+    "--config.num_epochs=3",
+    "--config.steps_per_call=2",
+]
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("JAXDIGITS_DATA_DIR"),
+    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
+)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("jax_cache")
+    return dict(
+        os.environ,
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
+
+
+def command(workdir):
+    return [sys.executable, str(ROOT / "tests" / "fault_run.py"), *ARGS, f"--workdir={workdir}"]
+
+
+def run(workdir, env, fault=None) -> subprocess.CompletedProcess:
+    env = dict(env, JAXDIGITS_FAULT=fault or "")
+    return subprocess.run(
+        command(workdir), cwd=ROOT, env=env, capture_output=True, text=True, timeout=900
+    )
+
+
+def last_line(proc) -> str:
+    return proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, env):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    proc = run(workdir, env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return workdir
+
+
+def assert_same_run(reference, workdir):
+    """Same final state (all but wall times), metric lines and summary."""
+    a, b = checkpoint.restore_latest(reference), checkpoint.restore_latest(workdir)
+    a.pop("train_seconds"), b.pop("train_seconds")
+    paths_a, leaves_a = zip(*jax.tree_util.tree_leaves_with_path(a), strict=True)
+    paths_b, leaves_b = zip(*jax.tree_util.tree_leaves_with_path(b), strict=True)
+    assert paths_a == paths_b
+    for path, x, y in zip(paths_a, leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+
+    def lines(w):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in output.read_metrics(w)]
+
+    assert lines(workdir) == lines(reference)
+
+    def summary(w):
+        s = json.loads((w / output.SUMMARY).read_text())
+        for r in [s, *s.get("per_seed", [])]:
+            r.pop("train_seconds"), r.pop("command", None)
+        return s
+
+    assert summary(workdir) == summary(reference)
+
+
+def steps_on_disk(workdir, name="checkpoints"):
+    directory = workdir / name
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def test_sigkill_at_each_point_then_restart_gives_the_uninterrupted_run(reference, env, tmp_path):
+    def killed(fault):
+        proc = run(tmp_path, env, fault)
+        assert proc.returncode == -signal.SIGKILL, (fault, proc.returncode, proc.stderr[-2000:])
+        return proc
+
+    killed("kill-after-call:2")  # mid epoch 1, before any checkpoint
+    assert steps_on_disk(tmp_path) == []
+
+    killed("kill-before-commit:checkpoints:1")  # mid-write: files in a temporary directory
+    (tmp,) = steps_on_disk(tmp_path)
+    assert tmp.startswith("1.orbax-checkpoint-tmp")
+    assert steps_on_disk(tmp_path, "best") == ["1"]  # saved just before: dropped on restart
+
+    killed("kill-before-save:checkpoints:2")  # epoch 2's best params saved, its state not
+    assert steps_on_disk(tmp_path) == ["1"]
+
+    killed("kill-before-manifest:checkpoints:2")  # committed, no manifest: trusted if it restores
+    assert steps_on_disk(tmp_path) == ["1", "2"]
+    assert not (tmp_path / "checkpoints" / "2" / checkpoint.MANIFEST).exists()
+
+    killed("kill-after-call:2")  # mid epoch 3
+
+    # and at an arbitrary moment, from outside, while it starts, restores or trains
+    proc = subprocess.Popen(command(tmp_path), cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    time.sleep(random.Random(os.getpid()).uniform(0.5, 6.0))
+    proc.kill()
+    proc.wait(timeout=60)
+
+    proc = run(tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_same_run(reference, tmp_path)
+    assert steps_on_disk(tmp_path) == ["2", "3"]  # no temporary directory left behind
+
+
+def test_sigterm_and_sigint_save_and_exit_then_resume_exactly(reference, env, tmp_path):
+    proc = run(tmp_path, env, "signal-after-call:TERM:2")
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    assert last_line(proc).startswith("stopped by SIGTERM at step 4 of 5 in epoch 1;"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert steps_on_disk(tmp_path, "partial") == ["1"] and steps_on_disk(tmp_path) == []
+
+    # resumes at step 4 of epoch 1: call 1 ends epoch 1, calls 2 and 3 run epoch 2's steps 1-4
+    proc = run(tmp_path, env, "signal-after-call:INT:1")
+    assert proc.returncode == 128 + signal.SIGINT, proc.stderr[-2000:]
+    assert "resuming epoch 1 after step 4" in proc.stdout
+    assert last_line(proc).startswith("stopped by SIGINT after epoch 1;")
+    assert steps_on_disk(tmp_path) == ["1"] and steps_on_disk(tmp_path, "partial") == []
+
+    proc = run(tmp_path, env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert_same_run(reference, tmp_path)
