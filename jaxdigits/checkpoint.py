@@ -31,7 +31,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxdigits import configs
+from jaxdigits import configs, parallel
 
 STATE_DIR, BEST_DIR, PARTIAL_DIR, DAMAGED_DIR = "checkpoints", "best", "partial", "damaged"
 MANIFEST = "jaxdigits_files.json"
@@ -67,7 +67,7 @@ def _files(step_dir: pathlib.Path) -> dict[str, list]:
 
 def write_manifest(step_dir: pathlib.Path):
     """Records every file of a committed step (written under a temporary name, then renamed)."""
-    if jax.process_index() != 0:
+    if not parallel.is_writer():
         return
     tmp = step_dir / (MANIFEST + ".partial")
     tmp.write_text(json.dumps(_files(step_dir), indent=0))
@@ -97,9 +97,14 @@ def _restore(mgr: ocp.CheckpointManager, step: int, target=None):
     """Verifies and restores one step; any failure is a CheckpointError naming it."""
     step_dir = pathlib.Path(mgr.directory) / str(step)
     verify(step_dir)
-    args = ocp.args.StandardRestore(target) if target is not None else ocp.args.StandardRestore()
     try:
-        return mgr.restore(step, args=args)
+        if target is None:  # as saved, onto this process's first device (any topology)
+            device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            target = jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                mgr.item_metadata(step).tree,
+            )
+        return mgr.restore(step, args=ocp.args.StandardRestore(target))
     except Exception as e:  # orbax and tensorstore raise many types on damaged files
         raise CheckpointError(f"{step_dir}: cannot be restored ({type(e).__name__}: {e})") from e
 
@@ -120,9 +125,10 @@ class RunCheckpoints:
         """Moves a damaged step out of its manager's directory; nothing is deleted."""
         source = pathlib.Path(mgr.directory) / str(step)
         target = self.workdir / DAMAGED_DIR / f"{source.parent.name}-{step}-{time.time():.0f}"
-        if jax.process_index() == 0:
+        if parallel.is_writer():
             target.parent.mkdir(exist_ok=True)
             shutil.move(source, target)
+        parallel.barrier(f"moved {source}")
         mgr.reload()
         return target
 

@@ -7,6 +7,8 @@ import platform
 
 import numpy as np
 
+from jaxdigits import parallel
+
 METRICS, SUMMARY, CONFUSION = "metrics.jsonl", "summary.json", "confusion_test.png"
 CONFIG = "config.json"
 TABLES = "tables.md"  # the original's tables beside ours
@@ -35,6 +37,8 @@ def device_name() -> str:
 
 
 def append_metrics(workdir: pathlib.Path, record: dict):
+    if not parallel.is_writer():
+        return
     with open(workdir / METRICS, "a") as f:
         f.write(json.dumps(record) + "\n")
 
@@ -62,7 +66,11 @@ def summary(seeds, per_seed: list[dict]) -> dict:
 
 
 def write_text(path: pathlib.Path, text: str):
-    """Replaces `path` atomically: a reader or a crash never leaves half a file."""
+    """Replaces `path` atomically: a reader or a crash never leaves half a file.
+
+    In a multi-process run only process 0 writes (as every writer here)."""
+    if not parallel.is_writer():
+        return
     tmp = path.with_suffix(path.suffix + ".partial")
     tmp.write_text(text)
     tmp.replace(path)
@@ -93,6 +101,8 @@ def confusion(labels: np.ndarray, preds: np.ndarray, n: int = 10) -> np.ndarray:
 
 
 def plot_confusion(path: pathlib.Path, matrices: list[np.ndarray], titles: list[str], rows=1):
+    if not parallel.is_writer():
+        return
     import matplotlib
 
     matplotlib.use("Agg")

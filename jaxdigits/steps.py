@@ -153,11 +153,17 @@ def update(state, x, y, key, *, model, tx, cfg, compute_dtype=None, axis_name=No
     return new_state, metrics
 
 
-def train_step(state, images, labels, idx, key, *, model, tx, cfg):
-    """One optimizer step of one seed on the batch images[idx], prepared on the device. Pure."""
+def train_step(state, images, labels, idx, key, *, model, tx, cfg, batch_sharding=None):
+    """One optimizer step of one seed on the batch images[idx], prepared on the device. Pure.
+
+    `batch_sharding` (data parallel): the batch is split over the devices
+    along its first axis; XLA then all-reduces the gradients.
+    """
     k_aug, k_dropout = jax.random.split(key)
-    x = _inputs(k_aug, images[idx], cfg)
-    return update(state, x, labels[idx], k_dropout, model=model, tx=tx, cfg=cfg)
+    x, y = _inputs(k_aug, images[idx], cfg), labels[idx]
+    if batch_sharding is not None:
+        x, y = jax.lax.with_sharding_constraint((x, y), batch_sharding)
+    return update(state, x, y, k_dropout, model=model, tx=tx, cfg=cfg)
 
 
 def steps_per_call(cfg) -> int:
@@ -175,7 +181,7 @@ def steps_per_call(cfg) -> int:
     return 10 if jax.default_backend() == "cpu" else 0
 
 
-def make_epoch_calls(model, tx, cfg, progress=None):
+def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
     """Returns `calls(states, images, labels, train_idx, keys, active, start=0)`, a generator
     that runs one epoch from step `start` and yields after every jitted call.
 
@@ -188,14 +194,14 @@ def make_epoch_calls(model, tx, cfg, progress=None):
     (a signal) and resume later from `start=done`: the batches depend only
     on the keys, so the rest of the epoch is the same. `progress(step)`, if
     given, is called on the host every `cfg.progress_every` steps (or every
-    call).
+    call). `batch_sharding`: see train_step.
 
     With config.nonfinite "skip", a seed's step whose loss or new params
     are not finite leaves that seed's state as it was (metric "skipped").
     """
     batch = cfg.batch_size
     skip_nonfinite = cfg.get("nonfinite", "stop") == "skip"
-    step = functools.partial(train_step, model=model, tx=tx, cfg=cfg)
+    step = functools.partial(train_step, model=model, tx=tx, cfg=cfg, batch_sharding=batch_sharding)
     step = over_seeds(step, (0, None, None, 0, 0), seed_axis(cfg))
 
     def seeds_step(states, images, labels, idx, keys, active):

@@ -19,6 +19,7 @@ from jaxdigits import (
     models,
     originals,
     output,
+    parallel,
     steps,
     validate,
 )
@@ -142,6 +143,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     """
     workdir = pathlib.Path(workdir)
     _check_config(config)
+    mesh = parallel.mesh(config)  # None: one device
     seeds = tuple(config.seeds)
     resuming = bool(checkpoint.latest_epoch(workdir))
     pretrained = {} if resuming else pretrained_parts(config)
@@ -150,13 +152,13 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     # Data: host arrays, moved to the device once.
     ds = data.build(config.data)
     train_idx, val_idx = _splits(len(ds.labels), config)
-    images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
+    images, labels = parallel.replicate((ds.images, ds.labels), mesh)
 
     # Model, optimizer and the per-seed state.
     model = models.get(config.model, num_classes=config.num_classes)
     frozen = models.FROZEN.get(config.model, ())
     tx = steps.make_optimizer(config, frozen, train_idx.shape[1] // config.batch_size)
-    state = _fresh_state(model, tx, config, pretrained, resuming)
+    state = parallel.replicate(_fresh_state(model, tx, config, pretrained, resuming), mesh)
 
     # Resume from the newest checkpoint that verifies, if any.
     ckpts = checkpoint.RunCheckpoints(workdir)
@@ -166,13 +168,17 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
         state = restored
         print(f"resuming {workdir} after epoch {start}")
     elif resuming:  # every checkpoint was damaged: a fresh start, pretrained parts included
-        state = _fresh_state(model, tx, config, pretrained_parts(config))
+        state = parallel.replicate(_fresh_state(model, tx, config, pretrained_parts(config)), mesh)
     output.truncate_metrics(workdir, start)
 
     # Train: jitted calls over each epoch, validation, early stopping, checkpoint.
     bar = tqdm.tqdm(total=train_idx.shape[1] // config.batch_size, unit="step", leave=False)
     train_calls = steps.make_epoch_calls(
-        model, tx, config, progress=lambda t: bar.update(int(t) - bar.n)
+        model,
+        tx,
+        config,
+        progress=lambda t: bar.update(int(t) - bar.n),
+        batch_sharding=parallel.batch_sharding(mesh),
     )
     evaluate = _evaluator(model, config)
     seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
@@ -183,7 +189,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
                 break
             bar.reset()
             bar.set_description(f"epoch {epoch}/{config.num_epochs}")
-            keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys)  # noqa: B023
+            keys = np.asarray(jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys))  # noqa: B023
             active = state["active"]
             epoch_args = (images, labels, train_idx, keys, active)
             state["train"], train_m, seconds = _train_epoch(
@@ -199,6 +205,8 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
             )
             interrupt.check_finite({"val_loss": val_loss[None]}, active, seeds, epoch)
             state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
+            if mesh is not None:  # the bookkeeping computed on the host, back on every device
+                state = parallel.replicate(state, mesh)
             record = {
                 "epoch": epoch,
                 "seconds": seconds,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import configs, interrupt, losses, models, originals, steps
+from jaxdigits import configs, interrupt, losses, models, originals, parallel, steps
 from jaxdigits.data import digitsum, pipeline
 
 # The names data._pool builds (tests/test_validate.py keeps them in step).
@@ -141,6 +141,7 @@ def _check_names(values: dict):
         "data.name": DATA_NAMES,
         "original": ("", *originals.DIGITSUM),
         "nonfinite": interrupt.NONFINITE,
+        "parallel": parallel.PARALLEL,
     }
     for path, names in known.items():
         if values[path] not in names:

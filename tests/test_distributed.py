@@ -1,0 +1,85 @@
+"""Data parallel across processes: 2 processes on loopback, one CPU device each, train the
+smoke config together and end exactly where 1 process with 2 local devices ends."""
+
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxdigits import checkpoint, output
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ARGS = [
+    "--config=configs/part3_complementary_cnn.py:smoke",
+    "--config.parallel=data",
+    "--config.seeds=(0,)",
+    "--config.steps_per_call=1",  # small programs: compiling dominates these runs
+    "--config.data.limit=400",  # 2 steps of 128 per epoch
+    "--config.num_epochs=2",
+]
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("JAXDIGITS_DATA_DIR"),
+    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(workdir, *extra, env=None):
+    cmd = [sys.executable, "-m", "jaxdigits.train", *ARGS, f"--workdir={workdir}", *extra]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def finish(procs, timeout=900):
+    try:
+        outs = [p.communicate(timeout=timeout)[0] for p in procs]
+    finally:
+        for p in procs:  # a peer that failed must not leave the other waiting
+            p.kill()
+    for p, out in zip(procs, outs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    return outs
+
+
+def test_two_processes_equal_one_process_with_two_devices(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    address = f"127.0.0.1:{free_port()}"
+    together = [
+        train(
+            tmp_path / "two",
+            f"--coordinator_address={address}",
+            "--num_processes=2",
+            f"--process_id={i}",
+            env=env,
+        )
+        for i in range(2)
+    ]
+    finish(together)
+    one = dict(env, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    finish([train(tmp_path / "one", env=one)])
+
+    a, b = checkpoint.restore_latest(tmp_path / "two"), checkpoint.restore_latest(tmp_path / "one")
+    a.pop("train_seconds"), b.pop("train_seconds")
+    for (path, x), y in zip(
+        jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b), strict=True
+    ):
+        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
+    lines = [
+        [{k: v for k, v in r.items() if k != "seconds"} for r in output.read_metrics(w)]
+        for w in (tmp_path / "two", tmp_path / "one")
+    ]
+    assert lines[0] == lines[1] and len(lines[0]) == 2
+    # process 0 wrote the run's files, once
+    assert (tmp_path / "two" / output.SUMMARY).exists()
+    assert not list((tmp_path / "two").glob("*.partial"))
