@@ -16,6 +16,7 @@ from jaxdigits import (
     configs,
     data,
     interrupt,
+    memory,
     models,
     originals,
     output,
@@ -152,6 +153,9 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     # Data: host arrays, moved to the device once.
     ds = data.build(config.data)
     train_idx, val_idx = _splits(len(ds.labels), config)
+    memory.check_fits(  # before anything compiles: one line with the numbers if it won't fit
+        config, len(ds.labels), len(ds.test_labels), ds.images.shape[1:], ds.test_images.shape[1:]
+    )
     images, labels = parallel.replicate((ds.images, ds.labels), mesh)
 
     # Model, optimizer and the per-seed state.
