@@ -124,7 +124,7 @@ class RunCheckpoints:
     def _move_aside(self, mgr: ocp.CheckpointManager, step: int) -> pathlib.Path:
         """Moves a damaged step out of its manager's directory; nothing is deleted."""
         source = pathlib.Path(mgr.directory) / str(step)
-        target = self.workdir / DAMAGED_DIR / f"{source.parent.name}-{step}-{time.time():.0f}"
+        target = self.workdir / DAMAGED_DIR / f"{source.parent.name}-{step}-{time.time_ns()}"
         if parallel.is_writer():
             target.parent.mkdir(exist_ok=True)
             shutil.move(source, target)

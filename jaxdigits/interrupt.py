@@ -65,8 +65,11 @@ def check_finite(metrics: dict, active, seeds, epoch: int, steps: tuple[int, int
     epoch of `steps[1]`; or, with `steps` None, the epoch's validation [1, S].
     """
     active = np.asarray(active)
+    undone = np.asarray(metrics.get("skipped", False))  # steps config.nonfinite=skip undid
     for name, values in metrics.items():
-        bad = ~np.isfinite(values) & active if name != "skipped" else np.zeros(1, bool)
+        if name == "skipped":
+            continue
+        bad = ~np.isfinite(values) & active & ~undone
         if not bad.any():
             continue
         row, col = np.argwhere(bad)[0]
