@@ -29,7 +29,6 @@ import re
 import subprocess
 import sys
 import time
-from importlib import metadata
 
 os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # peaks of what is used
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -53,12 +52,6 @@ def config_names() -> list[str]:
 
 def environment() -> dict:
     dev = jax.devices()[0]
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {
         "device": output.device_name(),
         "platform": dev.platform,
@@ -66,7 +59,7 @@ def environment() -> dict:
         "jax_platform_version": getattr(dev.client, "platform_version", None),
         "cpu": output.cpu_name(),
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": output.package_versions(PACKAGES),
         "date": datetime.date.today().isoformat(),
     }
 

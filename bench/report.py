@@ -7,7 +7,6 @@ import platform
 import re
 import statistics
 import subprocess
-from importlib import metadata
 
 import jax
 
@@ -47,12 +46,6 @@ def environment() -> dict:
     cpu = output.cpu_name()
     name = cpu if dev.platform == "cpu" else dev.device_kind
     peak = next((p for key, p in BF16_PEAK_TFLOPS if key in name), None)
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
     return {
         "device": name,
         "platform": dev.platform,
@@ -63,7 +56,7 @@ def environment() -> dict:
         "driver": _driver(),
         "cpu": cpu,
         "python": platform.python_version(),
-        "versions": versions,
+        "versions": output.package_versions(PACKAGES),
         "bf16_peak_tflops": peak,
         "date": datetime.date.today().isoformat(),
     }

@@ -28,6 +28,19 @@ def cpu_name() -> str:
     return f"{model}, {os.cpu_count()} cores"
 
 
+def package_versions(packages) -> dict:
+    """{package: installed version, or None}: recorded beside every measurement."""
+    from importlib import metadata
+
+    versions = {}
+    for package in packages:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
 def device_name() -> str:
     """The accelerator's kind, or on the CPU backend cpu_name()."""
     import jax

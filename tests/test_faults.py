@@ -6,7 +6,6 @@ config: 3 epochs of 5 steps in calls of 2, 2 and 1 steps, two seeds. The
 processes share a JAX compilation cache, so only the first one compiles.
 """
 
-import json
 import os
 import pathlib
 import random
@@ -15,11 +14,10 @@ import subprocess
 import sys
 import time
 
-import jax
-import numpy as np
 import pytest
+from helpers_runs import assert_same_run
 
-from jaxdigits import checkpoint, output
+from jaxdigits import checkpoint
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARGS = [
@@ -65,30 +63,6 @@ def reference(tmp_path_factory, env):
     proc = run(workdir, env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return workdir
-
-
-def assert_same_run(reference, workdir):
-    """Same final state (all but wall times), metric lines and summary."""
-    a, b = checkpoint.restore_latest(reference), checkpoint.restore_latest(workdir)
-    a.pop("train_seconds"), b.pop("train_seconds")
-    paths_a, leaves_a = zip(*jax.tree_util.tree_leaves_with_path(a), strict=True)
-    paths_b, leaves_b = zip(*jax.tree_util.tree_leaves_with_path(b), strict=True)
-    assert paths_a == paths_b
-    for path, x, y in zip(paths_a, leaves_a, leaves_b, strict=True):
-        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
-
-    def lines(w):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in output.read_metrics(w)]
-
-    assert lines(workdir) == lines(reference)
-
-    def summary(w):
-        s = json.loads((w / output.SUMMARY).read_text())
-        for r in [s, *s.get("per_seed", [])]:
-            r.pop("train_seconds"), r.pop("command", None)
-        return s
-
-    assert summary(workdir) == summary(reference)
 
 
 def steps_on_disk(workdir, name="checkpoints"):

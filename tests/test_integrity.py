@@ -15,7 +15,6 @@ The runs are in-process (trainer.train_and_evaluate). A persistent compilation c
 this module only, lets each program compile once instead of once per run.
 """
 
-import json
 import os
 import pathlib
 import shutil
@@ -26,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers_runs import assert_same_run, assert_same_tree
 from jax.experimental.compilation_cache import compilation_cache
 
 from jaxdigits import checkpoint, configs, evaluate, interrupt, models, output, steps, trainer
@@ -134,34 +134,6 @@ DAMAGE = {
     "file_deleted": delete_file,
     "metadata_garbage": garbage_metadata,
 }
-
-
-def assert_same_tree(a, b):
-    paths_a, leaves_a = zip(*jax.tree_util.tree_leaves_with_path(a), strict=True)
-    paths_b, leaves_b = zip(*jax.tree_util.tree_leaves_with_path(b), strict=True)
-    assert paths_a == paths_b
-    for path, x, y in zip(paths_a, leaves_a, leaves_b, strict=True):
-        np.testing.assert_array_equal(x, y, err_msg=jax.tree_util.keystr(path))
-
-
-def assert_same_run(reference, workdir):
-    """Same final state (all but wall times), metric lines and summary."""
-    a, b = checkpoint.restore_latest(reference), checkpoint.restore_latest(workdir)
-    a.pop("train_seconds"), b.pop("train_seconds")
-    assert_same_tree(a, b)
-
-    def lines(w):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in output.read_metrics(w)]
-
-    assert lines(workdir) == lines(reference)
-
-    def summary(w):
-        s = json.loads((w / output.SUMMARY).read_text())
-        for r in [s, *s.get("per_seed", [])]:
-            r.pop("train_seconds"), r.pop("command", None)
-        return s
-
-    assert summary(workdir) == summary(reference)
 
 
 @pytest.mark.parametrize("damage", DAMAGE)
