@@ -1,8 +1,10 @@
 """Pure train and eval steps, and the jitted wrappers that run them.
 
-One train step is written for one seed. `make_train_epoch` scans it over
-an epoch of device-resident shuffled batches (one jitted call per epoch)
-and vmaps it over the seed axis, so several seeds train in one program.
+One train step is written for one seed. `make_epoch_calls` scans it over
+an epoch of device-resident shuffled batches (one jitted call per epoch on
+accelerators, calls of a few steps on the CPU, each a point where a run
+can stop and resume) and vmaps it over the seed axis, so several seeds
+train in one program; `make_train_epoch` runs all the calls of an epoch.
 Per-seed state is a pytree whose leaves have a leading seed axis.
 """
 
