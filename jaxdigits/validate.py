@@ -14,11 +14,9 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import configs, interrupt, losses, models, originals, parallel, steps
+from jaxdigits import configs, data, interrupt, losses, models, originals, parallel, steps
 from jaxdigits.data import digitsum, pipeline
 
-# The names data._pool builds (tests/test_validate.py keeps them in step).
-DATA_NAMES = ("mislabeled", "mnist", "digits", "digitsum")
 MNIST_TRAIN = 60_000  # images in MNIST train: the pool of "mnist" and a generated "mislabeled"
 NUM_DIGIT_CLASSES = 10  # labels 0..9 of the MNIST-like sets
 DIGIT_WIDTH = 28  # an MNIST digit: data.extra_tests canvases fit WIDTH // 28 side by side
@@ -138,7 +136,7 @@ def _check_names(values: dict):
         "task": losses.TASKS,
         "complementary_loss": losses.COMPLEMENTARY_LOSSES,
         "model": tuple(models.MODELS),
-        "data.name": DATA_NAMES,
+        "data.name": data.NAMES,
         "original": ("", *originals.DIGITSUM),
         "nonfinite": interrupt.NONFINITE,
         "parallel": parallel.PARALLEL,

@@ -12,7 +12,9 @@ import numpy as np
 from jaxdigits.data import digits, digitsum, mislabeled, mnist
 from jaxdigits.data.errors import DataError
 
-__all__ = ["Data", "DataError", "build", "extra_tests"]
+__all__ = ["NAMES", "Data", "DataError", "build", "extra_tests"]
+
+NAMES = ("mislabeled", "mnist", "digits", "digitsum")  # config.data.name: what _pool builds
 
 
 @dataclasses.dataclass
@@ -47,9 +49,7 @@ def _pool(cfg):
                 cfg.size, cfg.generator_seed, "train", cfg.mnist_dir
             )
         return images, sums, sums
-    raise ValueError(
-        f"unknown config.data.name {cfg.name!r}: use mislabeled, mnist, digits or digitsum"
-    )
+    raise ValueError(f"unknown config.data.name {cfg.name!r}: use {', '.join(NAMES)}")
 
 
 def _test(cfg):
