@@ -28,12 +28,28 @@ class Unavailable(Exception):
 
 
 def _setup(model, params, cfg, precision):
-    tx = steps.make_optimizer(cfg, models.FROZEN.get(cfg.model, ()))
-    update = functools.partial(
-        steps.update, model=model, tx=tx, cfg=cfg, compute_dtype=DTYPES[precision]
-    )
-    params = jax.tree.map(jnp.asarray, params)
-    return update, {"params": params, "opt_state": tx.init(params)}
+    """(update, state): the trainer's step on a state that carries the frozen params (one
+    copy, as the trainer holds them) beside the trained ones."""
+    tx = steps.make_optimizer(cfg)
+    params, frozen = models.split_frozen(cfg.model, jax.tree.map(jnp.asarray, params))
+
+    def update(state, x, y, key, axis_name=None):
+        train = {"params": state["params"], "opt_state": state["opt_state"]}
+        new, metrics = steps.update(
+            train,
+            x,
+            y,
+            key,
+            model=model,
+            tx=tx,
+            cfg=cfg,
+            frozen=state["frozen"],
+            compute_dtype=DTYPES[precision],
+            axis_name=axis_name,
+        )
+        return {**new, "frozen": state["frozen"]}, metrics
+
+    return update, {"params": params, "opt_state": tx.init(params), "frozen": frozen}
 
 
 def build(mode, model, params, cfg, x, y, precision="f32"):
@@ -46,7 +62,7 @@ def build(mode, model, params, cfg, x, y, precision="f32"):
     run = _runner(mode, update, box, x, y)
 
     def current():
-        p = box[0]["params"]
+        p = {**box[0]["params"], **box[0]["frozen"]}
         return jax.tree.map(lambda a: a[0], p) if mode == "dp_pmap" else p
 
     run.params = current

@@ -93,11 +93,10 @@ def device_peak(cfg, model, tx, ds, n_steps: int) -> int | None:
     active = jnp.ones((len(cfg.seeds),), bool)
     part = train_idx[:, : n_steps * cfg.batch_size]
     epoch = steps.make_train_epoch(model, tx, cfg)
-    state["train"], _ = epoch(state["train"], images, labels, part, keys, active)
-    idx, mask = steps.padded(val_idx, cfg.eval_batch_size)
+    state["train"], _ = epoch(state["train"], state["frozen"], images, labels, part, keys, active)
     evaluate = steps.make_evaluate(model, cfg)
     params = state["train"]["params"]
-    jax.block_until_ready(evaluate(params, images, labels, idx, mask, cfg.data.mean, cfg.data.std))
+    evaluate(params, state["frozen"], images, labels, val_idx, cfg.data.mean, cfg.data.std)
     return int(device.memory_stats()["peak_bytes_in_use"])
 
 
@@ -118,7 +117,7 @@ def measure(name: str, smoke: bool, n_steps: int, seed_axis: str = "auto") -> di
     train_args, eval_args = memory.program_args(cfg, state, n, hw)
     programs = {
         "train": (memory.train_program(model, tx, cfg), train_args),
-        "eval": (steps.make_evaluate(model, cfg), eval_args),
+        "eval": (steps.make_eval_batch(model, cfg), eval_args),
     }
     for key, (fn, args) in programs.items():
         t0 = time.perf_counter()

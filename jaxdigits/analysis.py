@@ -244,16 +244,20 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
     if which == "best":
-        params = checkpoint.restore_best(workdir)["best_params"]
+        restored = checkpoint.restore_best(workdir)
+        params = restored["best_params"]
     else:
-        params = checkpoint.restore_latest(workdir)["train"]["params"]
+        restored = checkpoint.restore_latest(workdir)
+        params = restored["train"]["params"]
     s = seeds.index(seed)
     params = jax.tree.map(lambda x: x[s : s + 1], params)  # keep the seed axis
     ds = data.build(config.data)
     model = models.get(config.model, num_classes=config.num_classes)
     result = {"labels": ds.test_labels, "seed": seed}
     for decode in decodes:
-        [(acc, preds)] = trainer.test_metrics(model, config, ds, params, decode=decode)
+        [(acc, preds)] = trainer.test_metrics(
+            model, config, ds, params, frozen=restored.get("frozen"), decode=decode
+        )
         result[decode] = (float(acc[0]), preds[0])
     return result
 

@@ -1,8 +1,9 @@
 """Orbax checkpoints of a run directory, checked before they are trusted.
 
     <workdir>/checkpoints/<epoch>/   latest training state (params, optimizer,
-                                     early-stopping bookkeeping, best params)
-    <workdir>/best/<epoch>/          per-seed best params (lowest val loss)
+                                     early-stopping bookkeeping, best params,
+                                     frozen params: one copy for all seeds)
+    <workdir>/best/<epoch>/          per-seed best params (lowest val loss), frozen params
     <workdir>/partial/<epoch>/       the train state part-way through `epoch`,
                                      written when a run is stopped by a signal
     <workdir>/damaged/               checkpoints found damaged, moved aside
@@ -223,7 +224,7 @@ class RunCheckpoints:
 
 
 def _best_part(state) -> dict:
-    return {k: state[k] for k in ("best_params", "best_epoch", "best_val_loss")}
+    return {k: state[k] for k in ("best_params", "frozen", "best_epoch", "best_val_loss")}
 
 
 def latest_epoch(workdir: str | pathlib.Path) -> int | None:
@@ -238,7 +239,8 @@ def latest_epoch(workdir: str | pathlib.Path) -> int | None:
 
 
 def restore_best(workdir: str | pathlib.Path) -> dict:
-    """{'best_params', 'best_epoch', 'best_val_loss'} of a finished or running run."""
+    """{'best_params', 'frozen', 'best_epoch', 'best_val_loss'} of a finished or running run
+    ('frozen': the params no seed trains, one copy; {} for most models)."""
     return _restore_newest(pathlib.Path(workdir), BEST_DIR, "best")
 
 
@@ -248,7 +250,8 @@ def restore_latest(workdir: str | pathlib.Path) -> dict:
 
 
 def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> dict:
-    """One seed's params, without the seed axis: `model.apply({"params": p}, x)` takes them.
+    """One seed's params, without the seed axis, its frozen ones included:
+    `model.apply({"params": p}, x)` takes them.
 
     which: "best" (lowest validation loss) or "last" (the latest training state).
     """
@@ -256,12 +259,14 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
     if which == "best":
-        params = restore_best(workdir)["best_params"]
+        restored = restore_best(workdir)
+        params = restored["best_params"]
     elif which == "last":
-        params = restore_latest(workdir)["train"]["params"]
+        restored = restore_latest(workdir)
+        params = restored["train"]["params"]
     else:
         raise ValueError(f"which={which!r}: use best or last")
-    return jax.tree.map(lambda x: x[seeds.index(seed)], params)
+    return {**jax.tree.map(lambda x: x[seeds.index(seed)], params), **restored.get("frozen", {})}
 
 
 def _restore_newest(workdir: pathlib.Path, name: str, what: str) -> dict:

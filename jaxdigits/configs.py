@@ -40,13 +40,14 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     c.class_weights = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)  # "tricky" 0, 1, 5
     c.num_epochs = 30  # an upper bound: early stopping ends the runs
     c.patience = 1
-    c.progress_every = 20
     c.steps_per_call = 0  # 0 auto, -1 whole epoch per call, N > 0 N steps; see steps.py
     c.seed_axis = "auto"  # vmap or loop over seeds in the one program; see steps.seed_axis
     c.eval_train_split = False  # also report eval-mode accuracy on the training split
     c.original = ""  # a key of originals.DIGITSUM: print the original's tables beside ours
     c.nonfinite = "stop"  # a NaN/inf loss stops the run; "skip" leaves such steps undone
     c.parallel = "none"  # "data": the batch sharded over every device (all processes)
+    c.compute_dtype = "float32"  # or "bfloat16": forward and backward in bf16, float32
+    # master params and Adam (mixed precision; float32 is the originals' setting)
 
     c.data = d = ml_collections.ConfigDict()
     d.name = "mnist"
@@ -124,8 +125,15 @@ def from_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
     return module.get_config(arg)
 
 
+# Keys that earlier versions wrote and nothing reads any more ("progress_every": the epoch
+# programs no longer call back to the host; progress is reported between calls).
+RETIRED = ("progress_every",)
+
+
 def with_defaults(saved: dict) -> dict:
-    """A saved config.json, with keys added to `base()` since it was written at their defaults."""
+    """A saved config.json, with keys added to `base()` since it was written at their
+    defaults, and RETIRED keys dropped."""
+    saved = {k: v for k, v in saved.items() if k not in RETIRED}
 
     def merge(defaults, given):
         out = dict(defaults)

@@ -15,22 +15,24 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from jaxdigits import checkpoint, configs, data, models, output, trainer
+from jaxdigits import checkpoint, compile_cache, configs, data, models, output, trainer
 
 flags.DEFINE_string("workdir", None, "A run directory written by jaxdigits.train.")
 flags.mark_flag_as_required("workdir")
+compile_cache.define_flag()
 
 
 def evaluate(workdir) -> dict:
     """Per-seed accuracies recomputed from the checkpoints, and summary.json's under "stored"."""
     workdir = pathlib.Path(workdir)
     config = configs.load_saved(workdir)
-    best = checkpoint.restore_best(workdir)["best_params"]
+    restored = checkpoint.restore_best(workdir)
+    best, frozen = restored["best_params"], restored.get("frozen", {})
     last = checkpoint.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)
     model = models.get(config.model, num_classes=config.num_classes)
     (best_acc, best_preds), (last_acc, last_preds) = trainer.test_metrics(
-        model, config, ds, best, last
+        model, config, ds, best, last, frozen=frozen
     )
     trainer.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
     result = {"test_accuracy_best": best_acc.tolist(), "test_accuracy": last_acc.tolist()}
@@ -42,7 +44,7 @@ def evaluate(workdir) -> dict:
     evaluator = trainer._evaluator(model, config)
     images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
     for key, idx in splits.items():
-        _, acc, _ = evaluator(last, images, labels, idx, config.data.mean, config.data.std)
+        _, acc, _ = evaluator(last, frozen, images, labels, idx, config.data.mean, config.data.std)
         result[key] = acc.tolist()
     summary_path = workdir / output.SUMMARY
     stored = None
@@ -64,6 +66,7 @@ KEYS = {
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
+    compile_cache.setup(flags.FLAGS.compilation_cache)
     try:
         result = evaluate(flags.FLAGS.workdir)
     except (data.DataError, FileNotFoundError, ValueError) as e:

@@ -5,9 +5,9 @@ that names no config. `check_fits` stops it first, with the numbers and
 what to change. `estimate` adds up, in bytes:
 
   data         the uint8 pool and int32 labels, the test set, the per-seed indices;
-  state        per seed: params, optimizer state (Adam's two moments of the trainable
-               params: none for models.FROZEN subtrees), best params, early-stopping
-               scalars; from jax.eval_shape of the trainer's init: exact;
+  state        per seed: trainable params, optimizer state (Adam's two moments of
+               them), best params, early-stopping scalars; one copy of the frozen
+               params (models.FROZEN); from jax.eval_shape of the trainer's init: exact;
   activations  the larger of one train step of all seeds at config.batch_size
                and one eval batch at config.eval_batch_size.
 
@@ -142,9 +142,11 @@ def initial_state(config, model, tx) -> dict:
     ImageNet features would replace init params of the same shapes."""
     keys = jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
     params = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(keys)
+    params, frozen = models.split_frozen(config.model, params)
     n = len(config.seeds)
     return {
         "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
+        "frozen": jax.tree.map(lambda x: x[0], frozen),
         "best_params": jax.tree.map(jnp.copy, params),
         "best_val_loss": jnp.full((n,), jnp.inf),
         "best_epoch": jnp.zeros((n,), jnp.int32),
@@ -168,7 +170,7 @@ def split_sizes(config, num_images: int) -> tuple[int, int]:
 def parts(config, num_images: int):
     """(model, optimizer) as the trainer makes them."""
     per_epoch = max(split_sizes(config, num_images)[0] // config.batch_size, 1)
-    tx = steps.make_optimizer(config, models.FROZEN.get(config.model, ()), per_epoch)
+    tx = steps.make_optimizer(config, per_epoch)
     return models.get(config.model, num_classes=config.num_classes), tx
 
 
@@ -177,21 +179,20 @@ def train_program(model, tx, config):
     epoch programs (steps.make_epoch_calls scans or unrolls it), so what they hold per step.
     A standalone program, because those are built inside make_epoch_calls."""
     step = functools.partial(steps.train_step, model=model, tx=tx, cfg=config)
-    step = steps.over_seeds(step, (0, None, None, 0, 0), steps.seed_axis(config))
+    step = steps.over_seeds(step, steps.TRAIN_STEP_AXES, steps.seed_axis(config))
     return xla.jit(step, donate_argnums=(0,))
 
 
 def program_args(config, state, num_images: int, image_hw):
-    """Shapes of the arguments of train_program and of steps.make_evaluate's program on the
-    validation split: (train, eval)."""
+    """Shapes of the arguments of train_program and of steps.make_eval_batch's program (one
+    eval batch): (train, eval)."""
     n, s, i32, f32 = len(config.seeds), jax.ShapeDtypeStruct, jnp.int32, jnp.float32
-    n_val = max(split_sizes(config, num_images)[1], 1)
-    n_val += -n_val % config.eval_batch_size  # padded to whole batches, as the trainer does
+    b = config.eval_batch_size
     images, labels = s((num_images, *image_hw), jnp.uint8), s((num_images,), i32)
     idx, keys = s((n, config.batch_size), i32), s((n, 2), jnp.uint32)
-    train = (state["train"], images, labels, idx, keys)
-    val = (s((n, n_val), i32), s((n_val,), f32), s((), f32), s((), f32))  # idx, mask, mean, std
-    return train, (state["best_params"], images, labels, *val)
+    train = (state["train"], state["frozen"], images, labels, idx, keys)
+    val = (s((n, b), i32), s((b,), f32), s((), f32), s((), f32))  # idx, mask, mean, std
+    return train, (state["best_params"], state["frozen"], images, labels, *val)
 
 
 def activations(config, num_images: int, image_hw) -> tuple[int, int]:
@@ -211,7 +212,7 @@ def activations(config, num_images: int, image_hw) -> tuple[int, int]:
     state = state_shapes(traced, model, tx)
     train_args, eval_args = program_args(traced, state, num_images, image_hw)
     train = program_peak(train_program(model, tx, traced), train_args, in_place=not looped)
-    evaluate = program_peak(steps.make_evaluate(model, traced), eval_args)
+    evaluate = program_peak(steps.make_eval_batch(model, traced), eval_args)
     n = len(config.seeds)
     if not looped:
         return train, evaluate

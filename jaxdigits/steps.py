@@ -5,7 +5,15 @@ an epoch of device-resident shuffled batches (one jitted call per epoch on
 accelerators, calls of a few steps on the CPU, each a point where a run
 can stop and resume) and vmaps it over the seed axis, so several seeds
 train in one program; `make_train_epoch` runs all the calls of an epoch.
-Per-seed state is a pytree whose leaves have a leading seed axis.
+Per-seed state is a pytree whose leaves have a leading seed axis. Frozen
+param subtrees (models.FROZEN: the VGG regressor's ImageNet features) are
+one copy, no seed axis, passed beside the state (`frozen`) and mapped with
+in_axes None: vmapped seeds then share one dense convolution.
+
+An epoch program has no host callback and no conditional: on XLA:GPU a
+conditional in a loop copies its predicate to the host every iteration,
+and a host callback is a synchronisation (and keeps the program out of the
+compilation cache). Progress is reported on the host between calls.
 """
 
 import functools
@@ -31,27 +39,36 @@ def learning_rate(cfg, steps_per_epoch: int | None = None):
     return optax.cosine_decay_schedule(cfg.learning_rate, cfg.num_epochs * steps_per_epoch)
 
 
-def make_optimizer(
-    cfg, frozen: tuple[str, ...] = (), steps_per_epoch: int | None = None
-) -> optax.GradientTransformation:
+def make_optimizer(cfg, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
     """torch.optim.Adam(lr, weight_decay): L2 added to the gradient before Adam (not AdamW).
 
-    Top-level param subtrees named in `frozen` get zero updates (and no
-    Adam state): they never change, while gradients still flow through them
-    to the layers below. XLA drops the unused weight gradients.
+    It updates the trainable params only: frozen subtrees are not in its
+    params (see `update`), so they have no Adam state.
     """
     lr = learning_rate(cfg, steps_per_epoch)
-    adam = optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(lr))
-    if not frozen:
-        return adam
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(lr))
 
-    def labels(params):
-        return {
-            k: jax.tree.map(lambda _: "frozen" if k in frozen else "train", v)  # noqa: B023
-            for k, v in params.items()
-        }
 
-    return optax.multi_transform({"train": adam, "frozen": optax.set_to_zero()}, labels)
+COMPUTE_DTYPES = {"float32": None, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(cfg):
+    """config.compute_dtype as a jnp dtype, None for float32 (the faithful setting)."""
+    name = cfg.get("compute_dtype", "float32")
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"config.compute_dtype={name!r}: use {' or '.join(COMPUTE_DTYPES)}")
+    return COMPUTE_DTYPES[name]
+
+
+def apply_params(params, frozen, dtype=None):
+    """The model's whole params: the trainable ones and the frozen subtrees, cast to the
+    compute dtype (None: as they are)."""
+    full = {**params, **(frozen or {})}
+    if dtype is None:
+        return full
+    return jax.tree.map(
+        lambda p: p.astype(dtype) if jnp.issubdtype(p.dtype, jnp.floating) else p, full
+    )
 
 
 def seed_axis(cfg) -> str:
@@ -128,19 +145,20 @@ def train_loss(cfg, outputs, labels, class_weights=None):
     return loss
 
 
-def update(state, x, y, key, *, model, tx, cfg, compute_dtype=None, axis_name=None):
+def update(state, x, y, key, *, model, tx, cfg, frozen=None, compute_dtype=None, axis_name=None):
     """One optimizer step of one seed on a prepared batch: x [B, H, W, 1] float, y [B]. Pure.
 
-    `compute_dtype` (e.g. jnp.bfloat16): the forward and backward run in it
-    on cast params and inputs, while the master params, the loss and the
-    Adam update stay float32 (mixed precision). `axis_name`: gradients and
-    metrics are averaged over that mapped axis (data parallel under pmap).
+    `frozen`: param subtrees held constant (no gradient, no Adam state);
+    gradients still flow through them to the layers below. `compute_dtype`
+    (e.g. jnp.bfloat16): the forward and backward run in it on cast params
+    and inputs, while the master params, the loss and the Adam update stay
+    float32 (mixed precision). `axis_name`: gradients and metrics are
+    averaged over that mapped axis (data parallel under pmap).
     """
     weights = jnp.asarray(cfg.class_weights, jnp.float32) if cfg.class_weights else None
 
     def loss_fn(params):
-        if compute_dtype is not None:
-            params = jax.tree.map(lambda p: p.astype(compute_dtype), params)
+        params = apply_params(params, frozen, compute_dtype)
         xin = x if compute_dtype is None else x.astype(compute_dtype)
         out = model.apply({"params": params}, xin, train=True, rngs={"dropout": key})
         out = out.astype(jnp.float32)
@@ -155,7 +173,7 @@ def update(state, x, y, key, *, model, tx, cfg, compute_dtype=None, axis_name=No
     return new_state, metrics
 
 
-def train_step(state, images, labels, idx, key, *, model, tx, cfg, batch_sharding=None):
+def train_step(state, frozen, images, labels, idx, key, *, model, tx, cfg, batch_sharding=None):
     """One optimizer step of one seed on the batch images[idx], prepared on the device. Pure.
 
     `batch_sharding` (data parallel): the batch is split over the devices
@@ -165,7 +183,14 @@ def train_step(state, images, labels, idx, key, *, model, tx, cfg, batch_shardin
     x, y = _inputs(k_aug, images[idx], cfg), labels[idx]
     if batch_sharding is not None:
         x, y = jax.lax.with_sharding_constraint((x, y), batch_sharding)
-    return update(state, x, y, k_dropout, model=model, tx=tx, cfg=cfg)
+    dtype = compute_dtype(cfg)
+    return update(
+        state, x, y, k_dropout, model=model, tx=tx, cfg=cfg, frozen=frozen, compute_dtype=dtype
+    )
+
+
+# in_axes of train_step over seeds: state, key and batch indices per seed; the rest shared.
+TRAIN_STEP_AXES = (0, None, None, None, 0, 0)
 
 
 def steps_per_call(cfg) -> int:
@@ -184,19 +209,25 @@ def steps_per_call(cfg) -> int:
 
 
 def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
-    """Returns `calls(states, images, labels, train_idx, keys, active, start=0)`, a generator
-    that runs one epoch from step `start` and yields after every jitted call.
+    """Returns `calls(states, frozen, images, labels, train_idx, keys, active, start=0)`, a
+    generator that runs one epoch from step `start` and yields after every jitted call.
 
-    states: per-seed pytree [S, ...] (donated); images/labels: the whole pool
-    on the device; train_idx [S, n]: each seed's training indices; keys
-    [S, 2]: each seed's key for this epoch; active [S]: seeds still training
-    (stopped seeds keep their state). Each yield is `(states, metrics,
-    done)`: the new states, that call's per-step metrics as numpy [steps, S]
-    and the steps of the epoch done so far. A caller may stop between calls
-    (a signal) and resume later from `start=done`: the batches depend only
-    on the keys, so the rest of the epoch is the same. `progress(step)`, if
-    given, is called on the host every `cfg.progress_every` steps (or every
-    call). `batch_sharding`: see train_step.
+    states: per-seed pytree [S, ...] (donated); frozen: the frozen param
+    subtrees, one copy for all seeds ({} if none); images/labels: the whole
+    pool on the device; train_idx [S, n]: each seed's training indices;
+    keys [S, 2]: each seed's key for this epoch; active [S]: seeds still
+    training (stopped seeds keep their state). Each yield is `(states,
+    metrics, done)`: the new states, that call's per-step metrics as numpy
+    [steps, S] and the steps of the epoch done so far. A caller may stop
+    between calls (a signal) and resume later from `start=done`: the batches
+    depend only on the keys, so the rest of the epoch is the same.
+    `progress(done)`, if given, is called on the host after each call, once
+    its metrics have arrived (so it never runs ahead of the device).
+    `batch_sharding`: see train_step.
+
+    Calls of N steps (config.steps_per_call) are one compiled program, the
+    epoch's last call included: its batches are padded to N with steps that
+    change nothing (masked like a stopped seed) and whose metrics are dropped.
 
     With config.nonfinite "skip", a seed's step whose loss or new params
     are not finite leaves that seed's state as it was (metric "skipped").
@@ -204,10 +235,10 @@ def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
     batch = cfg.batch_size
     skip_nonfinite = cfg.get("nonfinite", "stop") == "skip"
     step = functools.partial(train_step, model=model, tx=tx, cfg=cfg, batch_sharding=batch_sharding)
-    step = over_seeds(step, (0, None, None, 0, 0), seed_axis(cfg))
+    step = over_seeds(step, TRAIN_STEP_AXES, seed_axis(cfg))
 
-    def seeds_step(states, images, labels, idx, keys, active):
-        new, metrics = step(states, images, labels, idx, keys)
+    def seeds_step(states, frozen, images, labels, idx, keys, active):
+        new, metrics = step(states, frozen, images, labels, idx, keys)
         keep = active
         if skip_nonfinite:
             keep = active & finite_per_seed(metrics["loss"], new["params"])
@@ -225,18 +256,14 @@ def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
 
         return jnp.swapaxes(jax.vmap(order)(train_idx, keys), 0, 1)
 
-    def run_steps(states, images, labels, batches, keys, active, first, unroll=1):
+    def run_steps(states, frozen, images, labels, batches, keys, active, first, real, unroll=1):
+        """Steps first .. first + len(batches) - 1; those at or past `real` are padding."""
+
         def body(carry, xs):
             t, idx = xs
             step_keys = jax.vmap(lambda k: jax.random.fold_in(k, t + 1))(keys)
-            carry, metrics = seeds_step(carry, images, labels, idx, step_keys, active)
-            if progress is not None and cfg.progress_every and unroll == 1:
-                jax.lax.cond(
-                    (t + 1) % cfg.progress_every == 0,
-                    lambda: jax.debug.callback(progress, t + 1),
-                    lambda: None,
-                )
-            return carry, metrics
+            live = active & (t < real)
+            return seeds_step(carry, frozen, images, labels, idx, step_keys, live)
 
         ts = first + jnp.arange(batches.shape[0])
         return jax.lax.scan(body, states, (ts, batches), unroll=unroll)
@@ -244,34 +271,49 @@ def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
     chunk = steps_per_call(cfg)
     # The whole epoch in one call: the shuffle fuses into the program.
     whole_jit = xla.jit(
-        lambda s, im, lb, idx, k, a: run_steps(s, im, lb, shuffle(idx, k), k, a, 0),
+        lambda s, f, im, lb, idx, k, a: run_steps(s, f, im, lb, shuffle(idx, k), k, a, 0, 1 << 30),
         donate_argnums=(0,),
     )
     shuffle_jit = xla.jit(shuffle)
     # The rest of an epoch (resumed mid-way), or a chunk unrolled completely (unroll = its
     # length), so that XLA emits no loop.
     rest_jit = xla.jit(run_steps, donate_argnums=(0,))
-    chunk_jit = xla.jit(lambda *a: run_steps(*a, unroll=a[3].shape[0]), donate_argnums=(0,))
+    chunk_jit = xla.jit(lambda *a: run_steps(*a, unroll=a[4].shape[0]), donate_argnums=(0,))
 
-    def calls(states, images, labels, train_idx, keys, active, start=0):
+    def calls(states, frozen, images, labels, train_idx, keys, active, start=0):
         n_steps = train_idx.shape[1] // batch
+        args = (frozen, images, labels)
         if not chunk and not start:
-            states, metrics = whole_jit(states, images, labels, train_idx, keys, active)
-            yield states, _host(metrics), n_steps
+            states, metrics = whole_jit(states, *args, train_idx, keys, active)
+            yield states, _done(metrics, n_steps, progress), n_steps
             return
         batches = shuffle_jit(train_idx, keys)
         if not chunk:
-            states, metrics = rest_jit(states, images, labels, batches[start:], keys, active, start)
-            yield states, _host(metrics), n_steps
+            rest = batches[start:]
+            states, metrics = rest_jit(states, *args, rest, keys, active, start, n_steps)
+            yield states, _done(metrics, n_steps, progress), n_steps
             return
+        pad = -n_steps % chunk
+        if pad:  # repeat the last batch; those steps are masked out
+            batches = jnp.concatenate([batches, jnp.repeat(batches[-1:], pad, axis=0)])
         for first in range(start, n_steps, chunk):
             part = batches[first : first + chunk]
-            states, metrics = chunk_jit(states, images, labels, part, keys, active, first)
-            if progress is not None:
-                progress(first + part.shape[0])
-            yield states, _host(metrics), first + part.shape[0]
+            states, metrics = chunk_jit(states, *args, part, keys, active, first, n_steps)
+            done = min(first + chunk, n_steps)
+            yield states, _done(metrics, done, progress, keep=done - first), done
 
+    # For tests: the accelerators' whole-epoch program and the CPU's call of N steps.
+    calls.epoch_program, calls.chunk_program = whole_jit, chunk_jit
     return calls
+
+
+def _done(metrics, done, progress, keep=None):
+    """A call's metrics on the host (waiting for the call), its real steps only; then the
+    progress callback."""
+    out = {k: np.asarray(v)[:keep] for k, v in metrics.items()}
+    if progress is not None:
+        progress(done)
+    return out
 
 
 def finite_per_seed(loss, params):
@@ -280,10 +322,6 @@ def finite_per_seed(loss, params):
     for leaf in jax.tree.leaves(params):
         ok = ok & jnp.isfinite(leaf).reshape(leaf.shape[0], -1).all(axis=1)
     return ok
-
-
-def _host(metrics):
-    return {k: np.asarray(v) for k, v in metrics.items()}
 
 
 def epoch_means(metrics: dict) -> dict:
@@ -302,12 +340,12 @@ def epoch_means(metrics: dict) -> dict:
 
 
 def make_train_epoch(model, tx, cfg, progress=None):
-    """`epoch(states, images, labels, train_idx, keys, active)` -> (states, per-seed mean
-    metrics [S]): make_epoch_calls run to the end of the epoch."""
+    """`epoch(states, frozen, images, labels, train_idx, keys, active)` -> (states, per-seed
+    mean metrics [S]): make_epoch_calls run to the end of the epoch."""
     calls = make_epoch_calls(model, tx, cfg, progress)
 
-    def epoch(states, images, labels, train_idx, keys, active):
-        parts = list(calls(states, images, labels, train_idx, keys, active))
+    def epoch(*args):
+        parts = list(calls(*args))
         return parts[-1][0], epoch_means(concat_metrics([m for _, m, _ in parts]))
 
     return epoch
@@ -318,31 +356,55 @@ def concat_metrics(parts: list[dict]) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def make_evaluate(model, cfg, decode: str = "argmax"):
-    """Returns jitted `evaluate(params, images, labels, idx, mask, mean, std)`.
+def make_eval_batch(model, cfg, decodes=("argmax",)):
+    """The jitted program of one eval batch of every seed:
+    `(params, frozen, images, labels, idx, mask, mean, std)` -> (loss sum [S], predictions).
 
-    params: per-seed [S, ...]; idx [S, n] (n a multiple of
-    cfg.eval_batch_size, padded; mask [n] marks real entries). Returns
-    per-seed mean unweighted loss [S] (cross-entropy, MSE, or the forward
-    complementary loss) and integer predictions [S, n] (`decode`: see
-    losses.predictions).
+    params: per-seed [S, ...]; idx [S, B] with B = cfg.eval_batch_size;
+    mask [B] marks real entries. The loss is the task's unweighted loss
+    (cross-entropy, MSE, or the forward complementary loss) summed over
+    the real entries; predictions, one [S, B] int array per decode (see
+    losses.predictions), come from one forward pass.
     """
-    image_size, batch_size = tuple(cfg.data.image_size), cfg.eval_batch_size
+    image_size, dtype = tuple(cfg.data.image_size), compute_dtype(cfg)
 
-    def one_seed(params, images, labels, idx, mask, mean, std):
-        def body(_, xs):
-            idx_b, mask_b = xs
-            x = pipeline.preprocess(images[idx_b], image_size, mean, std)
-            out = model.apply({"params": params}, x, train=False)
-            loss = losses.task_loss(cfg.task, out, labels[idx_b], mask=mask_b)
-            return None, (loss * jnp.sum(mask_b), losses.predictions(cfg.task, out, decode))
+    def one_seed(params, frozen, images, labels, idx, mask, mean, std):
+        x = pipeline.preprocess(images[idx], image_size, mean, std)
+        x = x if dtype is None else x.astype(dtype)
+        out = model.apply({"params": apply_params(params, frozen, dtype)}, x, train=False)
+        out = out.astype(jnp.float32)
+        loss = losses.task_loss(cfg.task, out, labels[idx], mask=mask) * jnp.sum(mask)
+        return loss, tuple(losses.predictions(cfg.task, out, d) for d in decodes)
 
-        xs = (idx.reshape(-1, batch_size), mask.reshape(-1, batch_size))
-        _, (loss, preds) = jax.lax.scan(body, None, xs)
-        return loss.sum() / mask.sum(), preds.reshape(-1)
-
-    in_axes = (0, None, None, 0, None, None, None)
+    in_axes = (0, None, None, None, 0, None, None, None)
     return xla.jit(over_seeds(one_seed, in_axes, seed_axis(cfg)))
+
+
+def make_evaluate(model, cfg, decodes=("argmax",)):
+    """Returns `evaluate(params, frozen, images, labels, idx, mean, std)` -> (mean loss [S],
+    predictions: one numpy [S, n] per decode), for per-seed index rows idx [S, n].
+
+    It runs make_eval_batch's program batch by batch (the last one padded), so every split
+    and test set of one image pool shares one compiled program. `evaluate.batch_program` is
+    that program.
+    """
+    program = make_eval_batch(model, cfg, decodes)
+    size = cfg.eval_batch_size
+
+    def evaluate(params, frozen, images, labels, idx, mean, std):
+        n = idx.shape[-1]
+        idx, mask = padded(np.asarray(idx), size)
+        loss, preds = 0.0, []
+        for b in range(0, idx.shape[-1], size):  # dispatched asynchronously, read at the end
+            loss_b, preds_b = program(
+                params, frozen, images, labels, idx[:, b : b + size], mask[b : b + size], mean, std
+            )
+            loss, preds = loss + loss_b, preds + [preds_b]
+        preds = tuple(np.concatenate(p, axis=1)[:, :n] for p in zip(*preds, strict=True))
+        return np.asarray(loss) / n, preds
+
+    evaluate.batch_program = program
+    return evaluate
 
 
 def padded(idx: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:

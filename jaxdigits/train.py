@@ -3,6 +3,8 @@
 Any config value can be overridden, e.g. --config.seeds='(0, 10, 42)' or
 --config.data.path=mnistTask3.zip. Re-running the same command resumes.
 SIGTERM or Ctrl-C saves a checkpoint and exits with status 128 + the signal's number.
+Compiled programs are cached on disk (jaxdigits/compile_cache.py): --compilation_cache=DIR
+moves the cache, --compilation_cache=off turns it off.
 Data parallel over several processes (README, "Several GPUs or hosts"): add
 --config.parallel=data and, per process, --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I (or --distributed under SLURM).
@@ -14,7 +16,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxdigits import interrupt, parallel, trainer
+from jaxdigits import compile_cache, interrupt, parallel, trainer
 from jaxdigits.data import DataError
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (FILE.py[:ARG]).")
@@ -27,6 +29,7 @@ flags.DEFINE_integer("process_id", -1, "Multi-process runs: this process's numbe
 flags.DEFINE_bool(
     "distributed", False, "Join a multi-process run whose processes JAX finds (SLURM, Open MPI)."
 )
+compile_cache.define_flag()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -50,6 +53,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     f = flags.FLAGS
+    compile_cache.setup(f.compilation_cache)  # before anything compiles
     try:
         if f.coordinator_address or f.distributed:  # before anything else starts JAX's backend
             parallel.initialize(f.coordinator_address, f.num_processes, f.process_id)

@@ -31,7 +31,6 @@ from jaxdigits.models import vgg
 # The VGG weights are in the checkpoint, so their path may move.
 RESUMABLE_CHANGES = (
     "num_epochs",
-    "progress_every",
     "steps_per_call",
     "vgg_weights",
     "nonfinite",
@@ -70,10 +69,6 @@ def _splits(n, config):
     return train_idx, val_idx
 
 
-def _broadcast(tree, n):
-    return jax.tree.map(lambda x: jnp.asarray(np.broadcast_to(x, (n, *np.shape(x)))), tree)
-
-
 def pretrained_parts(config) -> dict:
     """Param subtrees a model takes from elsewhere: the VGG regressor's ImageNet features.
 
@@ -85,14 +80,22 @@ def pretrained_parts(config) -> dict:
 
 
 def _init_params(model, config, pretrained: dict, resuming: bool = False):
-    """Per-seed params: fresh (torch-style init, `pretrained` parts for every seed), or another
-    run's best params. A resuming run restores its own, so it needs only the shapes."""
+    """(per-seed trainable params, frozen params): fresh (torch-style init; the frozen
+    subtrees, models.FROZEN, one copy from `pretrained`), or another run's best params. A
+    resuming run restores its own, so it needs only the shapes."""
     fresh = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(
         jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
     )
-    fresh.update({k: _broadcast(v, len(config.seeds)) for k, v in pretrained.items()})
+    fresh, frozen = models.split_frozen(config.model, fresh)
+    # Without the pretrained parts (a resuming run), seed 0's init gives their shapes.
+    frozen = {
+        k: jax.tree.map(jnp.asarray, pretrained[k])
+        if k in pretrained
+        else jax.tree.map(lambda x: x[0], v)
+        for k, v in frozen.items()
+    }
     if not config.init or resuming:
-        return fresh
+        return fresh, frozen
     source = checkpoint.restore_best(config.init)["best_params"]
     n_src = jax.tree.leaves(source)[0].shape[0]
     n = len(config.seeds)
@@ -104,34 +107,49 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
             raise ValueError(f"{config.init}: param shape {src.shape[1:]} != {ref.shape[1:]}")
         return jnp.asarray(np.broadcast_to(src, (n, *src.shape[1:])), ref.dtype)
 
-    return jax.tree.map(take, source, fresh)
+    try:
+        source = {k: source[k] for k in fresh}
+    except KeyError as e:
+        raise ValueError(f"{config.init}: its params have no {e.args[0]!r}") from None
+    return jax.tree.map(take, source, fresh), frozen
 
 
-def _evaluator(model, config, decode="argmax"):
+def decodes(config) -> tuple[str, ...]:
+    """How predictions are read: argmax, and also argmin for a network trained with
+    cross-entropy on the mislabeled set (its least likely class is the true one)."""
+    if config.task == "classify" and config.data.name == "mislabeled":
+        return ("argmax", "argmin")
+    return ("argmax",)
+
+
+def _evaluator(model, config, decode=("argmax",)):
     evaluate = steps.make_evaluate(model, config, decode)
 
-    def run(params, images, labels, idx, mean, std):
-        """Per-seed (mean loss [S], accuracy [S], predictions [S, n])."""
-        n = idx.shape[1]
-        idx_p, mask = steps.padded(idx, config.eval_batch_size)
-        loss, preds = evaluate(params, images, labels, idx_p, mask, mean, std)
-        preds = np.asarray(preds)[:, :n]
+    def run(params, frozen, images, labels, idx, mean, std):
+        """Per-seed (mean loss [S], accuracy [S], predictions [S, n]); with several decodes,
+        accuracy and predictions are tuples of them."""
+        loss, preds = evaluate(params, frozen, images, labels, idx, mean, std)
         truth = np.asarray(labels)[idx]
-        return np.asarray(loss), (preds == truth).mean(axis=1), preds
+        accs = tuple((p == truth).mean(axis=1) for p in preds)
+        if len(preds) == 1:
+            return loss, accs[0], preds[0]
+        return loss, accs, preds
 
     return run
 
 
-def test_metrics(model, config, ds: data.Data, *param_sets, decode="argmax"):
-    """[(accuracy [S], predictions [S, n])] on the MNIST test split, one per set of params."""
-    evaluate = _evaluator(model, config, decode)  # one compiled program for every set
+def test_metrics(model, config, ds: data.Data, *param_sets, frozen=None, decode="argmax"):
+    """[(accuracy [S], predictions [S, n])] on the MNIST test split, one per set of params
+    (`frozen`: the run's frozen params, shared by all). `decode` a tuple: accuracy and
+    predictions are tuples, one per decode, from one pass."""
+    evaluate = _evaluator(model, config, decode if isinstance(decode, tuple) else (decode,))
     images, labels = jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels)
     results = []
     for params in param_sets:
         n_seeds = jax.tree.leaves(params)[0].shape[0]
         idx = np.broadcast_to(np.arange(len(labels)), (n_seeds, len(labels)))
         _, acc, preds = evaluate(
-            params, images, labels, idx, config.data.test_mean, config.data.test_std
+            params, frozen or {}, images, labels, idx, config.data.test_mean, config.data.test_std
         )
         results.append((acc, preds))
     return results
@@ -160,8 +178,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
 
     # Model, optimizer and the per-seed state.
     model = models.get(config.model, num_classes=config.num_classes)
-    frozen = models.FROZEN.get(config.model, ())
-    tx = steps.make_optimizer(config, frozen, train_idx.shape[1] // config.batch_size)
+    tx = steps.make_optimizer(config, train_idx.shape[1] // config.batch_size)
     state = parallel.replicate(_fresh_state(model, tx, config, pretrained, resuming), mesh)
 
     # Resume from the newest checkpoint that verifies, if any.
@@ -195,12 +212,13 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
             bar.set_description(f"epoch {epoch}/{config.num_epochs}")
             keys = np.asarray(jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys))  # noqa: B023
             active = state["active"]
-            epoch_args = (images, labels, train_idx, keys, active)
+            epoch_args = (state["frozen"], images, labels, train_idx, keys, active)
             state["train"], train_m, seconds = _train_epoch(
                 train_calls, state["train"], epoch_args, epoch, ckpts, stop, config
             )
             val_loss, val_acc, _ = evaluate(
                 state["train"]["params"],
+                state["frozen"],
                 images,
                 labels,
                 val_idx,
@@ -230,7 +248,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     if config.eval_train_split:  # eval mode, last params, as the digit-sum study reported it
         params = state["train"]["params"]
         _, train_acc, _ = evaluate(
-            params, images, labels, train_idx, config.data.mean, config.data.std
+            params, state["frozen"], images, labels, train_idx, config.data.mean, config.data.std
         )
     return finish(config, workdir, model, ds, state, train_acc, command)
 
@@ -238,9 +256,10 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
 def _fresh_state(model, tx, config, pretrained: dict, resuming: bool = False) -> dict:
     """The per-seed state of epoch 0 (a resuming run restores into its shapes)."""
     n_seeds = len(config.seeds)
-    params = _init_params(model, config, pretrained, resuming)
+    params, frozen = _init_params(model, config, pretrained, resuming)
     return {
         "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
+        "frozen": frozen,  # one copy, no seed axis ({} for most models)
         "best_params": jax.tree.map(jnp.copy, params),  # train params are donated
         "best_val_loss": jnp.full((n_seeds,), jnp.inf),
         "best_epoch": jnp.zeros((n_seeds,), jnp.int32),
@@ -254,7 +273,7 @@ def _train_epoch(train_calls, train, epoch_args, epoch, ckpts, stop, config):
     """One epoch's training, from where a stopped run left it: (train state, per-seed mean
     metrics, seconds). Checks every call's losses; on a signal, saves the state part-way
     through the epoch and raises Interrupted."""
-    train_idx, active = epoch_args[2], epoch_args[4]
+    train_idx, active = epoch_args[3], epoch_args[5]
     n_steps = train_idx.shape[1] // config.batch_size
     done, seconds, parts = 0, 0.0, []
     partial = ckpts.restore_partial(epoch, train)
@@ -325,10 +344,16 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     """
     seeds = tuple(config.seeds)
     last, best_params = state["train"]["params"], state["best_params"]
+    frozen = state["frozen"]
     (last_acc, last_preds), (best_acc, best_preds) = test_metrics(
-        model, config, ds, last, best_params
+        model, config, ds, last, best_params, frozen=frozen, decode=decodes(config)
     )
-    extra = extra_test_accuracies(model, config, ds, last, best_params)
+    extra = {}
+    if len(decodes(config)) > 1:  # argmax and argmin (extra_test_accuracies' doc)
+        (last_acc, extra["test_accuracy_argmin"]) = last_acc
+        (best_acc, extra["test_accuracy_best_argmin"]) = best_acc
+        last_preds, best_preds = last_preds[0], best_preds[0]
+    extra.update(extra_test_accuracies(model, config, ds, last, best_params, frozen))
     history = output.read_metrics(workdir)
     per_seed = []
     for i in range(len(seeds)):
@@ -363,21 +388,17 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     return summary
 
 
-def extra_test_accuracies(model, config, ds: data.Data, last, best) -> dict:
-    """Per-seed test accuracies [S] beyond the original's, keyed as in summary.json.
-
-    A network trained with cross-entropy on the mislabeled set, decoded by
-    argmin (`test_accuracy_argmin`, `test_accuracy_best_argmin`); a digit-sum
-    network on config.data.extra_tests (`test_accuracy_<spec>`, last params,
-    and `test_accuracy_best_<spec>`).
+def extra_test_accuracies(model, config, ds: data.Data, last, best, frozen=None) -> dict:
+    """Per-seed test accuracies [S] beyond the original's, keyed as in summary.json, of a
+    digit-sum network on config.data.extra_tests (`test_accuracy_<spec>`, last params, and
+    `test_accuracy_best_<spec>`). (A network trained with cross-entropy on the mislabeled
+    set also gets `test_accuracy_argmin` and `test_accuracy_best_argmin`, decoded by argmin
+    in finish's test pass.)
     """
     out = {}
-    if config.task == "classify" and config.data.name == "mislabeled":
-        (acc_last, _), (acc_best, _) = test_metrics(model, config, ds, last, best, decode="argmin")
-        out.update(test_accuracy_argmin=acc_last, test_accuracy_best_argmin=acc_best)
     for spec, (images, labels) in data.extra_tests(config.data).items():
         moved = dataclasses.replace(ds, test_images=images, test_labels=labels)
-        (acc_last, _), (acc_best, _) = test_metrics(model, config, moved, last, best)
+        (acc_last, _), (acc_best, _) = test_metrics(model, config, moved, last, best, frozen=frozen)
         out.update({f"test_accuracy_{spec}": acc_last, f"test_accuracy_best_{spec}": acc_best})
     return out
 

@@ -29,7 +29,7 @@ EMPTY_DEFAULT_ELEMENTS = {"data.extra_tests": ""}
 # Lower bounds: a key below its bound is an error.
 AT_LEAST = {
     **dict.fromkeys(("num_classes", "batch_size", "eval_batch_size", "num_epochs"), 1),
-    **dict.fromkeys(("weight_decay", "patience", "progress_every"), 0),
+    **dict.fromkeys(("weight_decay", "patience"), 0),
     "steps_per_call": -1,  # -1: the whole epoch per call, 0: auto, N: N steps
     "selftrain_weight": 0,
     "expected_mse_weight": 0,
@@ -140,6 +140,7 @@ def _check_names(values: dict):
         "original": ("", *originals.DIGITSUM),
         "nonfinite": interrupt.NONFINITE,
         "parallel": parallel.PARALLEL,
+        "compute_dtype": tuple(steps.COMPUTE_DTYPES),
     }
     for path, names in known.items():
         if values[path] not in names:

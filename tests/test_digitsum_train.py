@@ -125,6 +125,9 @@ def test_vgg_without_imagenet_weights_stops_before_training(tmp_path, monkeypatc
 
 
 def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch):
+    """The features stay exactly the loaded ones, held once for every seed (in the state, the
+    best params and the checkpoints); the seeds, vmapped over the shared features as on an
+    accelerator, each train as they would alone."""
     torch = pytest.importorskip("torch", reason="writing a .pth needs torch")
     torchvision = pytest.importorskip("torchvision", reason="a VGG11 state_dict needs it")
     from jaxdigits.models import port
@@ -133,32 +136,56 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
     state = torchvision.models.vgg11().state_dict()
     weights = tmp_path / "vgg11.pth"
     torch.save(state, weights)
-    config = load_config(
-        "digitsum_vgg",
-        vgg_weights=str(weights),
-        batch_size=16,
-        eval_batch_size=40,
-        steps_per_call=1,
-        seeds=(0,),
-    )
-    config.data.limit, config.data.test_limit = 100, 40  # 5 steps: it is the plumbing we test
+
+    def config(seeds):
+        c = load_config(
+            "digitsum_vgg",
+            vgg_weights=str(weights),
+            batch_size=16,
+            eval_batch_size=40,
+            steps_per_call=1,
+            seeds=seeds,
+            seed_axis="vmap",
+        )
+        c.data.limit, c.data.test_limit = 100, 40  # 5 steps: it is the plumbing we test
+        return c
+
     with pytest.warns(UserWarning, match="not torchvision's IMAGENET1K_V1"):
-        trainer.train_and_evaluate(config, tmp_path / "run")
-    trained = params_of(tmp_path / "run")
+        summary = trainer.train_and_evaluate(config((0, 10)), tmp_path / "run")
+        alone = trainer.train_and_evaluate(config((10,)), tmp_path / "alone")
     expected = port.vgg11_features(state)
-    for a, b in zip(jax.tree.leaves(trained["features"]), jax.tree.leaves(expected), strict=True):
-        np.testing.assert_array_equal(a[0], b)  # frozen: exactly the loaded weights
+    for restored in (
+        checkpoint.restore_best(tmp_path / "run"),
+        checkpoint.restore_latest(tmp_path / "run"),
+    ):
+        assert "features" not in restored.get(
+            "best_params", restored.get("train", {}).get("params", {})
+        )
+        for a, b in zip(
+            jax.tree.leaves(restored["frozen"]["features"]), jax.tree.leaves(expected), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)  # one copy, no seed axis: the loaded weights
+    trained, solo = params_of(tmp_path / "run"), params_of(tmp_path / "alone")
+    for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(solo), strict=True):
+        np.testing.assert_allclose(a[1], b[0], rtol=2e-4, atol=2e-6)  # seed 10 as alone
+    assert abs(summary["per_seed"][1]["test_accuracy"] - alone["test_accuracy"]) <= 0.03
     model = models.get("vgg_regressor")
     with pytest.warns(UserWarning):
-        untrained = trainer._init_params(model, config, trainer.pretrained_parts(config))
+        untrained, _ = trainer._init_params(
+            model, config((0, 10)), trainer.pretrained_parts(config((0, 10)))
+        )
     first = untrained["adapter"]["kernel"]
     assert not np.allclose(trained["adapter"]["kernel"], first)  # gradients reached it
+    assert checkpoint.seed_params(tmp_path / "run", 10)["features"]["conv0"]["kernel"].shape == (
+        expected["conv0"]["kernel"].shape
+    )
 
     # the checkpoint holds the features: resuming needs neither the file nor its path
     weights.unlink()
-    config.num_epochs, config.vgg_weights = 2, str(tmp_path / "moved.pth")
-    trainer.train_and_evaluate(config, tmp_path / "run")
-    resumed = params_of(tmp_path / "run")
+    resumed_config = config((0, 10))
+    resumed_config.num_epochs, resumed_config.vgg_weights = 2, str(tmp_path / "moved.pth")
+    trainer.train_and_evaluate(resumed_config, tmp_path / "run")
+    frozen = checkpoint.restore_latest(tmp_path / "run")["frozen"]
     np.testing.assert_array_equal(
-        resumed["features"]["conv0"]["kernel"][0], expected["conv0"]["kernel"]
+        frozen["features"]["conv0"]["kernel"], expected["conv0"]["kernel"]
     )

@@ -38,15 +38,19 @@ def test_state_bytes_equal_the_real_initialised_state(name):
     est = memory.estimate(c, *shape)
     n_train, _ = memory.split_sizes(c, shape[0])
     model = models.get(c.model, num_classes=c.num_classes)
-    tx = steps.make_optimizer(c, models.FROZEN.get(c.model, ()), n_train // c.batch_size)
+    tx = steps.make_optimizer(c, n_train // c.batch_size)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in c.seeds])
     init = jax.vmap(lambda k: steps.init_params(model, k, c.data.image_size))
     params = jax.jit(init)(keys)  # one program: op by op takes longer
+    params, frozen = models.split_frozen(c.model, params)
     opt_state = jax.jit(jax.vmap(tx.init))(params)
     n = len(c.seeds)
+    frozen_bytes = _nbytes(frozen) // n  # one copy for all seeds
     assert est["params_per_seed"] * n == _nbytes(params)
     assert est["opt_state_per_seed"] * n == _nbytes(opt_state)
-    assert est["state"] == 2 * _nbytes(params) + _nbytes(opt_state) + n * SCALAR_BYTES
+    assert est["state"] == (
+        2 * _nbytes(params) + frozen_bytes + _nbytes(opt_state) + n * SCALAR_BYTES
+    )
     assert (
         est["data"]
         == 720 * (shape[2][0] * shape[2][1] + 4)
@@ -57,18 +61,21 @@ def test_state_bytes_equal_the_real_initialised_state(name):
     assert est["total"] == est["data"] + est["state"] + est["activations"]
 
 
-def test_frozen_features_have_no_optimizer_state():
-    """The VGG regressor's Adam moments cover its trainable params only (shapes, no init)."""
+def test_frozen_features_have_no_optimizer_state_and_one_copy():
+    """The VGG regressor's Adam moments cover its trainable params only, and its frozen
+    features are held once, not per seed (shapes, no init)."""
     c = configs.from_file(ROOT / "configs" / "digitsum_vgg.py", "smoke")
+    assert len(c.seeds) > 1
     model, tx = memory.parts(c, 720)
     state = memory.state_shapes(c, model, tx)
-    params = state["train"]["params"]
-    trainable = {k: v for k, v in params.items() if k not in models.FROZEN["vgg_regressor"]}
+    trainable = state["train"]["params"]
+    assert "features" not in trainable and set(state["frozen"]) == {"features"}
     counts = 4 * len(c.seeds)  # Adam's step count, int32 per seed
     assert memory.tree_bytes(state["train"]["opt_state"]) == 2 * memory.tree_bytes(trainable) + (
         counts
     )
-    assert memory.tree_bytes(params) > memory.tree_bytes(trainable)  # the features
+    init = jax.eval_shape(lambda: steps.init_params(model, jax.random.PRNGKey(0), (40, 168)))
+    assert memory.tree_bytes(state["frozen"]) == memory.tree_bytes(init["features"])
 
 
 def test_check_fits_raises_one_line_with_the_numbers(monkeypatch, tmp_path):

@@ -100,7 +100,6 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
             batch_size=8,
             learning_rate=1e-3,
             weight_decay=1e-4,
-            progress_every=0,
             task="classify",
             seed_axis="auto",
             class_weights=(2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0),
@@ -120,7 +119,7 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
         params = jax.vmap(lambda k: steps.init_params(model, k, (90, 120)))(keys)
         state = {"params": params, "opt_state": jax.vmap(tx.init)(params)}
         epoch = steps.make_train_epoch(model, tx, cfg)
-        return epoch(state, images, labels, train_idx, keys, active)
+        return epoch(state, {}, images, labels, train_idx, keys, active)
 
     (scan_state, scan_m), (chunk_state, chunk_m) = run(-1), run(3)  # 7 steps: 3 + 3 + 1
     for a, b in zip(jax.tree.leaves(scan_state), jax.tree.leaves(chunk_state), strict=True):

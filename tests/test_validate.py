@@ -122,6 +122,7 @@ def test_unknown_and_missing_keys(name, changes, key, also):
         ("data__mean", math.inf, "finite"),
         ("eval_train_split", 1, "a bool"),
         ("model", 5, "a string"),
+        ("compute_dtype", 16, "a string"),
         ("seeds", 0, "a tuple"),
         ("seeds", (0, 1.5), "tuple of ints"),
         ("seeds", (0, True), "tuple of ints"),
@@ -160,7 +161,6 @@ def test_extra_tests_take_strings():
         ("learning_rate", -1e-3),
         ("weight_decay", -1e-4),
         ("patience", -1),
-        ("progress_every", -1),
         ("steps_per_call", -2),
         ("selftrain_weight", -1.0),
         ("expected_mse_weight", -0.1),
@@ -187,6 +187,7 @@ def test_extra_tests_take_strings():
         ("model", "resnet"),
         ("data__name", "cifar"),
         ("original", "cnn"),
+        ("compute_dtype", "float16"),
     ],
 )
 def test_impossible_values(path, value):

@@ -17,6 +17,14 @@ MODELS = {
 FROZEN = {"vgg_regressor": ("features",)}
 
 
+def split_frozen(name: str, params: dict) -> tuple[dict, dict]:
+    """(trainable, frozen): the top-level subtrees of `params` that model `name` trains, and
+    those it keeps frozen (FROZEN)."""
+    names = FROZEN.get(name, ())
+    trainable = {k: v for k, v in params.items() if k not in names}
+    return trainable, {k: v for k, v in params.items() if k in names}
+
+
 def get(name: str, **kwargs):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
