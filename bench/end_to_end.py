@@ -10,13 +10,24 @@ test at the end.
   checkpoints, metrics and figures. Compile time is JAX's own count of tracing,
   lowering and XLA compilation (jax.monitoring), reported apart from the rest.
 - PyTorch: the originals' recipe, a DataLoader whose Dataset prepares one image at a time
-  (resize, normalise) feeding the eager model, Adam, the same losses.
+  (resize, normalise) feeding the eager model, Adam, the same losses. Part III trained with
+  PyTorch Lightning in the original, and does here where pytorch_lightning is installed
+  (`pip install -e ".[lightning]"`): a LightningModule around the same model, loss and Adam,
+  pl.Trainer with EarlyStopping on val_loss, the same DataLoaders; without Lightning, the
+  plain loop below. The digit-sum run trains with the plain loop, as its original did. Each
+  record names its recipe ("trainer", "lightning" or "loop"). On CUDA, torch runs with
+  torch_bench.configure (cuDNN autotuning, TF32), as XLA autotunes and uses TF32 there.
+
+`epochs` overrides the run's epochs at any size: `epochs=1, quick=False` is one full-size
+epoch (throughput.py --end-to-end full --end-to-end-epochs 1).
 """
 
 import contextlib
 import io
+import logging
 import tempfile
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -29,11 +40,12 @@ RUNS = {"part3": "five_conv", "digitsum_regressor": "sum_cnn_regressor"}
 EPOCHS = {"part3": 4, "digitsum_regressor": 15}
 
 
-def config(run: str, quick: bool):
-    """The run's experiment config, one seed, a fixed number of epochs; `quick` shrinks it."""
+def config(run: str, quick: bool, epochs: int | None = None):
+    """The run's experiment config, one seed, a fixed number of epochs (`epochs`, else the
+    original's, 1 when quick); `quick` shrinks the data."""
     cfg = networks.NETWORKS[RUNS[run]].config()
     cfg.seeds = (0,)
-    cfg.num_epochs = 1 if quick else EPOCHS[run]
+    cfg.num_epochs = epochs or (1 if quick else EPOCHS[run])
     cfg.patience = 0  # exactly num_epochs, as the original's runs
     if quick:
         if run == "part3":
@@ -61,15 +73,15 @@ class _CompileClock:
         jax.monitoring.unregister_event_duration_listener(self)
 
 
-def run_jax(run: str, quick: bool) -> dict:
-    cfg = config(run, quick)
+def run_jax(run: str, quick: bool, epochs: int | None = None) -> dict:
+    cfg = config(run, quick, epochs)
     with tempfile.TemporaryDirectory() as workdir, _CompileClock() as clock:
         t0 = time.perf_counter()
         quiet = io.StringIO()  # the trainer's tables and progress bar
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             summary = trainer.train_and_evaluate(cfg, workdir)
         wall = time.perf_counter() - t0
-    return _record(run, "jax", cfg, wall, clock.seconds, summary["test_accuracy"])
+    return _record(run, "jax", "trainer", cfg, wall, clock.seconds, summary["test_accuracy"])
 
 
 class ArrayDataset:
@@ -94,11 +106,25 @@ class ArrayDataset:
         return (x - self.mean) / self.std, label
 
 
-def run_torch(run: str, quick: bool) -> dict:
+def recipe(run: str) -> str:
+    """The torch recipe `run` trains with here: the original's Lightning for Part III where
+    pytorch_lightning imports, else the plain loop."""
+    if run != "part3":
+        return "loop"
+    try:
+        import pytorch_lightning  # noqa: F401
+    except ImportError:
+        return "loop"
+    return "lightning"
+
+
+def run_torch(run: str, quick: bool, epochs: int | None = None) -> dict:
     import torch
 
-    cfg = config(run, quick)
+    cfg = config(run, quick, epochs)
+    how = recipe(run)  # imports Lightning before the clock starts, as JAX is imported
     dev = torch_bench.device()
+    settings = torch_bench.configure()
     t0 = time.perf_counter()
     torch.manual_seed(0)
     ds = data.build(cfg.data)
@@ -121,7 +147,22 @@ def run_torch(run: str, quick: bool) -> dict:
     test = loader(ds.test_images, ds.test_labels, test_idx, d.test_mean, d.test_std, False)
 
     *_, model = networks.NETWORKS[RUNS[run]].models()
-    model = model.to(dev)
+    fit = _fit_lightning if how == "lightning" else _fit_loop
+    ran, test_acc = fit(model, cfg, train, val, test, dev)
+    torch_bench.synchronize(dev)
+    record = _record(run, "torch", how, cfg, time.perf_counter() - t0, 0.0, test_acc)
+    record["epochs"] = ran
+    if settings:
+        record["torch_settings"] = settings
+    return record
+
+
+def _fit_loop(model, cfg, train, val, test, dev) -> tuple[int, float]:
+    """The plain loop: train an epoch, validate, cfg.num_epochs times; test. Returns the
+    epochs and the test accuracy."""
+    import torch
+
+    model.to(dev)
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     criterion = torch_bench.loss_fn(cfg, dev)
@@ -133,9 +174,87 @@ def run_torch(run: str, quick: bool) -> dict:
             criterion(model(x), y.float() if cfg.task == "regress" else y).backward()
             opt.step()
         _accuracy(model, val, cfg, dev)
-    test_acc = _accuracy(model, test, cfg, dev)
-    torch_bench.synchronize(dev)
-    return _record(run, "torch", cfg, time.perf_counter() - t0, 0.0, test_acc)
+    return cfg.num_epochs, _accuracy(model, test, cfg, dev)
+
+
+def _fit_lightning(model, cfg, train, val, test, dev) -> tuple[int, float]:
+    """Part III's original recipe: pl.Trainer with EarlyStopping on val_loss, then
+    trainer.test on the params at the end. Returns the epochs it ran and the test accuracy
+    (on the device Lightning picks: `accelerator="auto"`, which is `dev`).
+
+    The bench's runs last exactly num_epochs (cfg.patience 0, as the JAX trainer's "no early
+    stopping"): EarlyStopping then gets patience num_epochs, which cannot run out, since the
+    first validation always improves on inf and leaves at most num_epochs - 1 epochs without
+    improvement. A config with patience keeps it, as the original's patience 1."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import EarlyStopping
+
+    module = _lightning_module(pl, model, cfg)
+    stop = EarlyStopping(monitor="val_loss", patience=cfg.patience or cfg.num_epochs)
+    quiet = logging.getLogger("pytorch_lightning")
+    level = quiet.level
+    with tempfile.TemporaryDirectory() as root, warnings.catch_warnings():
+        # On the CPU the loaders have no workers on purpose (see run_torch).
+        warnings.filterwarnings("ignore", ".*does not have many workers.*")
+        quiet.setLevel(logging.WARNING)  # "GPU available: ..." and the like
+        try:
+            trainer = pl.Trainer(
+                max_epochs=cfg.num_epochs,
+                callbacks=[stop],
+                accelerator="auto",
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                default_root_dir=root,
+            )
+            trainer.fit(module, train, val)
+            (tested,) = trainer.test(module, test, verbose=False)
+        finally:
+            quiet.setLevel(level)
+    return trainer.current_epoch, tested["test_accuracy"]
+
+
+def _lightning_module(pl, model, cfg):
+    """A LightningModule training `model` as the plain loop does: the config's loss (class
+    weights in training, none in validation, as the original), Adam with L2 weight decay."""
+    import torch
+    import torch.nn.functional as F
+
+    regress = cfg.task == "regress"
+
+    def loss(out, y, weight=None):
+        if regress:
+            return F.mse_loss(out.squeeze(1), y.float())
+        return F.cross_entropy(out, y, weight=weight)
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            weights = torch.tensor(cfg.class_weights) if cfg.class_weights else None
+            self.register_buffer("class_weights", weights)  # moves with the module
+
+        def training_step(self, batch, _):
+            x, y = batch
+            return loss(self.model(x), y, self.class_weights)
+
+        def validation_step(self, batch, _):
+            x, y = batch
+            self.log("val_loss", loss(self.model(x), y), batch_size=len(y))
+
+        def test_step(self, batch, _):  # as _accuracy: a batch-size weighted mean
+            x, y = batch
+            out = self.model(x)
+            pred = torch.round(out[:, 0]) if regress else out.argmax(1)
+            self.log("test_accuracy", (pred == y).float().mean(), batch_size=len(y))
+
+        def configure_optimizers(self):
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            return torch.optim.Adam(trainable, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+    return Module()
 
 
 def _accuracy(model, loader, cfg, dev) -> float:
@@ -152,10 +271,11 @@ def _accuracy(model, loader, cfg, dev) -> float:
     return correct / total
 
 
-def _record(run, framework, cfg, wall, compile_s, test_acc) -> dict:
+def _record(run, framework, how, cfg, wall, compile_s, test_acc) -> dict:
     return {
         "run": run,
         "framework": framework,
+        "recipe": how,
         "epochs": cfg.num_epochs,
         "batch_size": cfg.batch_size,
         "wall_s": wall,

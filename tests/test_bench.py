@@ -17,11 +17,21 @@ from jaxdigits.models import port
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ROW_KEYS = {"network", "batch", "precision", "framework", "mode", "steps_per_call", "status"}
 OK_KEYS = {"images_per_s", "min", "max", "spread", "samples", "first_call_s", "compile_s"}
-ENV_KEYS = {"device", "platform", "jax_devices", "versions", "bf16_peak_tflops", "date", "cpu"}
+ENV_KEYS = {"device", "platform", "jax_devices", "versions", "peak_tflops", "tf32", "date", "cpu"}
 
 
 def _leaves(tree):
     return [np.asarray(a) for a in jax.tree.leaves(tree)]
+
+
+def _assert_same_updates(got, reference, start, label):
+    """Adam divides by sqrt(v): where a gradient is ~0 float noise sets the update's sign,
+    so compare each layer's update as a whole (as test_digitsum_models does)."""
+    for a, b, p in zip(got, reference, start, strict=True):
+        da, db = (a - p).ravel(), (b - p).ravel()
+        cosine = da @ db / (np.linalg.norm(da) * np.linalg.norm(db))
+        assert cosine > 0.999, (label, cosine)
+        np.testing.assert_allclose(np.linalg.norm(da), np.linalg.norm(db), rtol=1e-2)
 
 
 def test_every_mode_trains_the_torch_model_the_same_way():
@@ -45,13 +55,7 @@ def test_every_mode_trains_the_torch_model_the_same_way():
         run = torch_bench.build(mode, torch_model, cfg, x, y)
         run()
         got = _leaves(getattr(port, net.port)(run.model.state_dict())["params"])
-        # Adam divides by sqrt(v): where a gradient is ~0 float noise sets the update's sign,
-        # so compare each layer's update as a whole (as test_digitsum_models does).
-        for a, b, p in zip(got, reference, _leaves(params), strict=True):
-            da, db = (a - p).ravel(), (b - p).ravel()
-            cosine = da @ db / (np.linalg.norm(da) * np.linalg.norm(db))
-            assert cosine > 0.999, (mode, cosine)
-            np.testing.assert_allclose(np.linalg.norm(da), np.linalg.norm(db), rtol=1e-2)
+        _assert_same_updates(got, reference, _leaves(params), mode)
 
 
 def test_bf16_trains_float32_master_params():
@@ -160,7 +164,18 @@ def test_an_unusable_out_stops_the_bench_before_it_runs(tmp_path, capsys):
     assert "images/s" not in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("bad", ["--batch-sizes=0", "--networks=resnet", "--jax-modes=vmap"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "--batch-sizes=0",
+        "--networks=resnet",
+        "--networks=none,five_conv",
+        "--jax-modes=vmap",
+        "--torch-modes=jit",
+        "--end-to-end-epochs=0",
+        "--end-to-end-runs=part9",
+    ],
+)
 def test_bad_arguments_exit_with_usage(bad, capsys):
     with pytest.raises(SystemExit):
         throughput.parse_args([bad])
@@ -171,8 +186,265 @@ def test_end_to_end_records_both_frameworks():
     """Both recipes of the digit-sum run, shrunk: same epochs and batch, a real accuracy."""
     records = [end_to_end.run_jax("digitsum_regressor", True)]
     records.append(end_to_end.run_torch("digitsum_regressor", True))
+    assert [r["recipe"] for r in records] == ["trainer", "loop"]  # its original had no Lightning
     for r in records:
         assert (r["epochs"], r["batch_size"]) == (1, 64)
         assert 0.0 <= r["test_accuracy"] <= 1.0
         assert r["wall_s"] >= r["steady_s"] > 0
     assert records[0]["compile_s"] > 0 and records[1]["compile_s"] == 0
+
+
+def test_end_to_end_lightning_recipe_trains_part3(monkeypatch):
+    """Part III's torch run goes through pl.Trainer where Lightning is installed, for exactly
+    the epochs asked (patience 0: no early stopping), and says so in its record."""
+    pl = pytest.importorskip("pytorch_lightning", reason="pytorch_lightning is not installed")
+    fits = []
+    real_fit = pl.Trainer.fit
+
+    def fit(trainer, *args, **kwargs):
+        fits.append(trainer.max_epochs)
+        return real_fit(trainer, *args, **kwargs)
+
+    monkeypatch.setattr(pl.Trainer, "fit", fit)
+    real_config = end_to_end.config
+
+    def tiny(run, quick, epochs=None):
+        cfg = real_config(run, quick, epochs)
+        cfg.data.limit, cfg.data.test_limit = 256, 128
+        return cfg
+
+    monkeypatch.setattr(end_to_end, "config", tiny)
+    r = end_to_end.run_torch("part3", True, epochs=2)
+    assert fits == [2]
+    assert (r["recipe"], r["epochs"], r["batch_size"]) == ("lightning", 2, 32)
+    assert 0.0 <= r["test_accuracy"] <= 1.0
+    assert r["wall_s"] == r["steady_s"] > 0
+
+
+def test_without_lightning_part3_falls_back_to_the_loop(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pytorch_lightning", None)  # import fails
+    assert end_to_end.recipe("part3") == "loop"
+    assert end_to_end.recipe("digitsum_regressor") == "loop"
+
+
+def test_compile_mode_trains_as_eager_and_fails_on_a_recompile():
+    """torch.compile (the only compile of this file but one, the smallest network and batch):
+    two steps end where eager's end; a second call compiles nothing; a call that would
+    recompile (another batch shape) fails with dynamo's reason instead of being timed."""
+    net = networks.NETWORKS["sum_cnn_regressor"]
+    cfg = net.config()
+    x, y = networks.batches(cfg, 2, 2)
+    *_, torch_model = net.models()
+    start = _leaves(getattr(port, net.port)(torch_model.state_dict())["params"])
+    trained = {}
+    torch_bench.reset_compiler()
+    for mode in ("eager", "compile"):
+        *_, torch_model = net.models()
+        run = torch_bench.build(mode, torch_model, cfg, x, y)
+        run()  # the build, for compile
+        trained[mode] = _leaves(getattr(port, net.port)(run.model.state_dict())["params"])
+    _assert_same_updates(trained["compile"], trained["eager"], start, "compile")
+    run()  # no recompile, no fallback: it would raise
+    xs, ys = run.batches
+    xs[1], ys[1] = xs[1][:1], ys[1][:1]
+    with pytest.raises(torch_bench.CompileFailed, match="recompiled in call 3.*size mismatch"):
+        run()
+
+
+def test_compile_mode_that_runs_eagerly_is_a_failure(monkeypatch):
+    """torch.compile that hands back the step as it was (what dynamo does when it gives up):
+    the first call compiles no graph, and the mode says so."""
+    import torch
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **_: fn)
+    net = networks.NETWORKS["sum_cnn_regressor"]
+    cfg = net.config()
+    x, y = networks.batches(cfg, 2, 1)
+    *_, torch_model = net.models()
+    run = torch_bench.build("compile", torch_model, cfg, x, y)
+    with pytest.raises(torch_bench.CompileFailed, match="compiled no graph"):
+        run()
+
+
+def test_the_harness_times_compile_and_says_why_cuda_graphs_cannot_run(tmp_path):
+    """The bench's own path for the compiled modes (the same graph as the test above, so
+    inductor's cache mostly serves it): compile is timed, compile_graphs without CUDA is a
+    row marked unavailable with its reason, and the ratios compare like with like."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: compile_graphs runs here")
+    argv = ["--networks=sum_cnn_regressor", "--batch-sizes=2", "--steps=2", "--repeats=1"]
+    argv += ["--precisions=f32", "--jax-modes=step,fused", "--end-to-end=none"]
+    argv += ["--torch-modes=eager,compile,compile_graphs", f"--out={tmp_path}"]
+    results = throughput.main(argv)
+    rows = {r["mode"]: r for r in results["throughput"] if r["framework"] == "torch"}
+    assert rows["eager"]["status"] == rows["compile"]["status"] == "ok"
+    assert rows["compile_graphs"]["status"] == "unavailable"
+    reason = "CUDA graphs need a CUDA device, and torch sees none"
+    assert rows["compile_graphs"]["reason"] == reason
+    assert "images_per_s" not in rows["compile_graphs"]
+    text = report.markdown(results)
+    assert f"sum_cnn_regressor batch 2 f32 torch compile_graphs: unavailable: {reason}" in text
+    jax_rows = {r["mode"]: r for r in results["throughput"] if r["framework"] == "jax"}
+    step = jax_rows["step"]["images_per_s"] / rows["eager"]["images_per_s"]
+    fused = jax_rows["fused"]["images_per_s"] / rows["compile"]["images_per_s"]
+    assert f" | {step:.2f}x | {fused:.2f}x | " in text
+
+
+def test_a_mode_that_fails_while_timed_is_reported_not_timed(tmp_path, monkeypatch):
+    """A run that raises during the timed repeats (a compiled mode that recompiles, say) ends
+    as a failed row with its reason; the other modes are still timed."""
+    real_build = torch_bench.build
+
+    def build(mode, *args, **kwargs):
+        run = real_build(mode, *args, **kwargs)
+        calls = []
+
+        def flaky():
+            calls.append(1)
+            if mode == "eager_cl" and len(calls) == 3:
+                raise torch_bench.CompileFailed("recompiled in call 3, after its build: test")
+            run()
+
+        return flaky
+
+    monkeypatch.setattr(torch_bench, "build", build)
+    argv = ["--networks=sum_cnn_regressor", "--batch-sizes=2", "--steps=1", "--repeats=2"]
+    argv += ["--precisions=f32", "--jax-modes=step", "--torch-modes=eager,eager_cl"]
+    results = throughput.main([*argv, "--end-to-end=none", f"--out={tmp_path}"])
+    rows = {r["mode"]: r for r in results["throughput"]}
+    assert rows["step"]["status"] == rows["eager"]["status"] == "ok"
+    assert len(rows["eager"]["samples"]) == 2
+    failed = rows["eager_cl"]
+    assert failed["status"] == "failed" and "images_per_s" not in failed
+    assert failed["reason"] == "CompileFailed: recompiled in call 3, after its build: test"
+    assert "eager_cl: failed: CompileFailed: recompiled in call 3" in report.markdown(results)
+
+
+def test_cuda_graphs_are_unavailable_without_cuda():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    net = networks.NETWORKS["sum_cnn_regressor"]
+    cfg = net.config()
+    x, y = networks.batches(cfg, 2, 1)
+    with pytest.raises(torch_bench.Unavailable, match="need a CUDA device"):
+        torch_bench.build("compile_graphs", net.models()[2], cfg, x, y)
+    assert torch_bench.configure() == {}  # no CUDA settings to record
+
+
+def _grid(env: dict) -> dict:
+    """A results file of one network and batch at both precisions: images/s by mode."""
+    rates = {
+        ("jax", "step"): 100.0,
+        ("jax", "fused"): 300.0,
+        ("torch", "eager"): 50.0,
+        ("torch", "eager_cl"): 80.0,
+        ("torch", "compile"): 200.0,
+        ("torch", "compile_graphs"): 150.0,
+    }
+    rows = []
+    for precision, tflops in (("f32", 49.47), ("bf16", 49.47)):
+        for (fw, mode), rate in rates.items():
+            row = {"network": "five_conv", "batch": 32, "precision": precision}
+            row.update(framework=fw, mode=mode, status="ok", images_per_s=rate)
+            if fw == "jax":
+                row["tflops"] = tflops * rate / 300.0
+            rows.append(row)
+    versions = {"jax": "0", "flax": "0", "torch": "0"}
+    env = {"device": "D", "date": "d", "jax_devices": 1, "versions": versions, **env}
+    return {"schema": report.SCHEMA, "environment": env, "throughput": rows, "end_to_end": []}
+
+
+def _row(text, precision):
+    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"| five_conv | 32 | {precision} |")]
+    return line
+
+
+def test_markdown_ratios_and_peaks_per_precision_on_a_gpu():
+    """JAX step against the best torch eager mode, JAX fused against the best compiled one;
+    float32 says TF32 and is measured against the TF32 peak, bf16 against the bf16 peak."""
+    env = {"platform": "gpu", "cuda": "13.0", "driver": "600.1", "tf32": True}
+    env["peak_tflops"] = {"f32": 494.7, "bf16": 989.4}
+    text = report.markdown(_grid(env))
+    head = "| JAX step / torch eager | JAX fused / torch compiled | JAX TFLOP/s | % of peak |"
+    assert head in text
+    # 100 / max(50, 80); 300 / max(200, 150); the best JAX (fused) 49.47 TFLOP/s
+    cells = "| 100 | 300 |  |  | 50 | 80 | 200 | 150 | 1.25x | 1.50x | 49.47 |"
+    assert _row(text, "f32 (TF32 matmuls)").endswith(f"{cells} 10.0 |")  # of 494.7
+    assert _row(text, "bf16").endswith(f"{cells} 5.0 |")  # of 989.4
+    assert "run in TF32 in both frameworks" in text
+
+
+def test_markdown_on_a_cpu_and_from_a_file_before_the_per_precision_peaks():
+    text = report.markdown(_grid({"platform": "cpu", "tf32": False, "cuda": "13.0"}))
+    assert "TF32 matmuls" not in text and "in both frameworks" not in text  # plain float32
+    assert _row(text, "f32").endswith("| 1.25x | 1.50x | 49.47 | — |")
+    assert _row(text, "bf16").endswith("| 1.25x | 1.50x | 49.47 | — |")
+    # An older file knew one peak, bf16's: its float32 rows get none rather than that one.
+    text = report.markdown(
+        _grid({"platform": "gpu", "cuda": "12", "driver": "1", "bf16_peak_tflops": 989.4})
+    )
+    assert _row(text, "f32").endswith("| 49.47 | — |")
+    assert _row(text, "bf16").endswith("| 49.47 | 5.0 |")
+
+
+def test_the_results_files_in_the_repo_still_render():
+    """Every throughput file under bench/results (written before these columns, peaks and
+    recipes) renders a row per setting; compare.py reads them too."""
+    files = [f for f in sorted((ROOT / "bench" / "results").glob("*.json"))]
+    rendered = 0
+    for f in files:
+        results = json.loads(f.read_text())
+        if "throughput" not in results:  # bench/memory.py's
+            continue
+        text = report.markdown(results)
+        for net, batch, precision in report.by_setting(results):
+            assert f"| {net} | {batch} | {precision} |" in text, f.name
+        for r in results["end_to_end"]:
+            recipe = "loop" if r["framework"] == "torch" else "trainer"
+            assert f"| {r['run']} | {r['framework']} | {recipe} | {r['epochs']} |" in text
+        rendered += 1
+    assert rendered >= 4
+
+
+def test_flags_for_the_cache_and_end_to_end_only_runs(tmp_path, monkeypatch):
+    """--compilation-cache goes to compile_cache.setup first thing and into the settings;
+    --networks none times nothing (only end-to-end runs, here none)."""
+    calls = []
+
+    def setup(path):
+        calls.append(path)
+        return pathlib.Path("/cache/dir") if path != "off" else None
+
+    monkeypatch.setattr(throughput.compile_cache, "setup", setup)
+    monkeypatch.setattr(throughput.report, "environment", lambda: calls.append("env") or ENV)
+    argv = ["--networks=none", "--end-to-end=none", "--end-to-end-epochs=1", f"--out={tmp_path}"]
+    results = throughput.main([*argv, "--compilation-cache=/cache/dir"])
+    assert calls == ["/cache/dir", "env"]
+    settings = results["settings"]
+    assert settings["compilation_cache"] == "/cache/dir" and settings["end_to_end_epochs"] == 1
+    assert results["throughput"] == [] and "| network |" not in report.markdown(results)
+    assert (
+        throughput.main([*argv, "--compilation-cache=off"])["settings"]["compilation_cache"] is None
+    )
+    args = throughput.parse_args([])
+    assert args.compilation_cache is None and args.end_to_end_runs == tuple(end_to_end.RUNS)
+    assert set(throughput.FULL["torch_modes"]) == set(torch_bench.MODES)
+    assert throughput.QUICK["torch_modes"] == ("eager", "eager_cl")
+
+
+ENV = {
+    "device": "cpu-test",
+    "platform": "cpu",
+    "jax_devices": 1,
+    "torch_device": "cpu",
+    "cuda": None,
+    "driver": None,
+    "versions": {"jax": "0", "flax": "0", "torch": "0"},
+    "tf32": False,
+    "peak_tflops": {"f32": None, "bf16": None},
+    "date": "2000-01-01",
+}
