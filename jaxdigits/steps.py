@@ -196,16 +196,28 @@ TRAIN_STEP_AXES = (0, None, None, None, 0, 0)
 def steps_per_call(cfg) -> int:
     """Train steps per jitted call; 0 means the whole epoch in one call (a lax.scan).
 
-    config.steps_per_call: N > 0 runs calls of N unrolled steps, -1 the whole
-    epoch in one call, 0 picks: the whole epoch on accelerators; calls of 10
-    on the CPU backend, because XLA:CPU runs a step slower inside a while
-    loop: 0.17 s in a scan against 0.13 s unrolled per 5conv1fc step at
-    batch 32 (jax 0.10.2, 2 cores; 4.2 s before models.layers.conv kept the
-    conv gradients on XLA's library path).
+    config.steps_per_call: N > 0 runs calls of N steps, -1 the whole epoch
+    in one call, 0 picks: the whole epoch on accelerators; calls of 10 on
+    the CPU backend, points where a stopped run saves and that keep the
+    progress bar moving.
     """
     if cfg.steps_per_call:
         return max(cfg.steps_per_call, 0)
     return 10 if jax.default_backend() == "cpu" else 0
+
+
+# XLA:CPU runs a step slower inside a while loop, but compiles the loop faster: a call of
+# 10 5conv1fc steps at batch 32 compiled in 24 s unrolled against 5 s rolled, and ran
+# 0.129 against 0.144 s a step (jax 0.10.2, 2 cores). Unrolling pays from about 1,300
+# steps in a run on; short runs (smoke runs, tests, the bench's quick runs) stay rolled.
+UNROLL_FROM_STEPS = 1300
+
+
+def unroll_calls(cfg, steps_per_epoch: int) -> bool:
+    """Whether calls of N steps are unrolled (CPU backend, runs of UNROLL_FROM_STEPS steps
+    or more) rather than a rolled lax.scan."""
+    total = cfg.num_epochs * steps_per_epoch
+    return jax.default_backend() == "cpu" and total >= UNROLL_FROM_STEPS
 
 
 def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
@@ -275,10 +287,10 @@ def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
         donate_argnums=(0,),
     )
     shuffle_jit = xla.jit(shuffle)
-    # The rest of an epoch (resumed mid-way), or a chunk unrolled completely (unroll = its
-    # length), so that XLA emits no loop.
-    rest_jit = xla.jit(run_steps, donate_argnums=(0,))
-    chunk_jit = xla.jit(lambda *a: run_steps(*a, unroll=a[4].shape[0]), donate_argnums=(0,))
+    # The rest of an epoch (resumed mid-way) or a call of N steps, rolled; or a call unrolled
+    # completely (unroll = its length), so that XLA emits no loop (unroll_calls).
+    rolled_jit = xla.jit(run_steps, donate_argnums=(0,))
+    unrolled_jit = xla.jit(lambda *a: run_steps(*a, unroll=a[4].shape[0]), donate_argnums=(0,))
 
     def calls(states, frozen, images, labels, train_idx, keys, active, start=0):
         n_steps = train_idx.shape[1] // batch
@@ -290,20 +302,21 @@ def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
         batches = shuffle_jit(train_idx, keys)
         if not chunk:
             rest = batches[start:]
-            states, metrics = rest_jit(states, *args, rest, keys, active, start, n_steps)
+            states, metrics = rolled_jit(states, *args, rest, keys, active, start, n_steps)
             yield states, _done(metrics, n_steps, progress), n_steps
             return
+        program = unrolled_jit if unroll_calls(cfg, n_steps) else rolled_jit
         pad = -n_steps % chunk
         if pad:  # repeat the last batch; those steps are masked out
             batches = jnp.concatenate([batches, jnp.repeat(batches[-1:], pad, axis=0)])
         for first in range(start, n_steps, chunk):
             part = batches[first : first + chunk]
-            states, metrics = chunk_jit(states, *args, part, keys, active, first, n_steps)
+            states, metrics = program(states, *args, part, keys, active, first, n_steps)
             done = min(first + chunk, n_steps)
             yield states, _done(metrics, done, progress, keep=done - first), done
 
-    # For tests: the accelerators' whole-epoch program and the CPU's call of N steps.
-    calls.epoch_program, calls.chunk_program = whole_jit, chunk_jit
+    # For tests: the accelerators' whole-epoch program, the CPU's calls of N steps.
+    calls.epoch_program, calls.call_programs = whole_jit, (rolled_jit, unrolled_jit)
     return calls
 
 

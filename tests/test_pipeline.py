@@ -89,7 +89,8 @@ def test_train_cli_fails_with_a_clear_message(args, message, tmp_path):
 
 
 def test_one_scan_per_epoch_equals_unrolled_chunks():
-    """The accelerator path (one lax.scan per epoch) and the CPU path (chunks) agree."""
+    """The accelerator path (one lax.scan per epoch) and the CPU path (chunks, rolled or
+    unrolled) agree."""
     import jax
     import ml_collections
 
@@ -114,17 +115,20 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
     active = jnp.asarray([True, False])  # the second seed has stopped
     model, tx = models.get("five_conv"), steps.make_optimizer(cfg)
 
-    def run(steps_per_call):
-        cfg.steps_per_call = steps_per_call
+    def run(steps_per_call, num_epochs=1):
+        cfg.steps_per_call, cfg.num_epochs = steps_per_call, num_epochs
         params = jax.vmap(lambda k: steps.init_params(model, k, (90, 120)))(keys)
         state = {"params": params, "opt_state": jax.vmap(tx.init)(params)}
         epoch = steps.make_train_epoch(model, tx, cfg)
         return epoch(state, {}, images, labels, train_idx, keys, active)
 
-    (scan_state, scan_m), (chunk_state, chunk_m) = run(-1), run(3)  # 7 steps: 3 + 3 + 1
-    for a, b in zip(jax.tree.leaves(scan_state), jax.tree.leaves(chunk_state), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(scan_m["loss"], chunk_m["loss"], rtol=1e-4)
+    scan_state, scan_m = run(-1)
+    # 7 steps: 3 + 3 + 1 (padded to 3), rolled (a short run) and unrolled (a long one)
+    for epochs in (1, steps.UNROLL_FROM_STEPS):
+        chunk_state, chunk_m = run(3, epochs)
+        for a, b in zip(jax.tree.leaves(scan_state), jax.tree.leaves(chunk_state), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(scan_m["loss"], chunk_m["loss"], rtol=1e-4)
     fresh = steps.init_params(model, keys[1], (90, 120))
     for a, b in zip(jax.tree.leaves(fresh), jax.tree.leaves(scan_state["params"]), strict=True):
         np.testing.assert_array_equal(a, b[1])  # the stopped seed did not move

@@ -100,7 +100,22 @@ def test_cpu_chunks_compile_one_program_and_report_progress_after_each(monkeypat
     parts = list(calls(*args))
     assert seen == [2, 4, 5] and [d for *_, d in parts] == [2, 4, 5]
     assert [m["loss"].shape[0] for _, m, _ in parts] == [2, 2, 1]
-    assert calls.chunk_program._cache_size() == 1  # one compiled program for 2, 2 and 1
+    compiled = [program._cache_size() for program in calls.call_programs]
+    assert sum(compiled) == 1  # one compiled program for 2, 2 and 1 steps
+
+
+@pytest.mark.parametrize("epochs, unrolled", [(1, False), (steps.UNROLL_FROM_STEPS, True)])
+def test_cpu_calls_are_unrolled_only_in_long_runs(epochs, unrolled):
+    """Unrolled steps run faster on XLA:CPU but compile slower: a short run stays rolled."""
+    cfg = _part3(steps_per_call=2, num_epochs=epochs)
+    model, tx = models.get(cfg.model), steps.make_optimizer(cfg)
+    calls = steps.make_epoch_calls(model, tx, cfg)
+    args = _epoch_inputs(cfg, model, tx, n_images=2 * cfg.batch_size)
+    rolled, unrolled_program = calls.call_programs
+    list(calls(*args))
+    assert (rolled._cache_size(), unrolled_program._cache_size()) == (
+        (0, 1) if unrolled else (1, 0)
+    )
 
 
 def test_vmapped_seeds_share_the_frozen_features_in_dense_convolutions():
