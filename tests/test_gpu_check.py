@@ -1,0 +1,66 @@
+"""bench/gpu_check.sh: the GPU check as one command. On the CPU: its dry run at toy sizes,
+and its refusal to write "GPU" results on a CPU."""
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "gpu_check.sh"
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("JAXDIGITS_DATA_DIR"),
+    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
+)
+
+
+def _run(*args, timeout):
+    # Its own time budget (about 3 minutes for a dry run) is lifted: a slow or busy machine
+    # would skip steps; how long it takes is measured, not tested.
+    env = dict(os.environ, GPU_CHECK_SECONDS=str(timeout))
+    return subprocess.run(
+        ["bash", str(SCRIPT), *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout + 60,
+        env=env,
+    )
+
+
+def test_on_a_cpu_without_dry_run_it_fails_before_measuring(tmp_path):
+    result = _run(tmp_path, timeout=120)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "error: JAX runs on 'cpu', not 'gpu'" in result.stdout
+    assert json.loads((tmp_path / "environment.json").read_text())["jax_backend"] == "cpu"
+    assert not list(tmp_path.glob("*-*.json")) and not list(tmp_path.glob("*.md"))
+
+
+def test_dry_run_runs_every_step_at_toy_sizes(tmp_path):
+    result = _run("--dry-run", tmp_path, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]
+    with open(tmp_path / "steps.tsv") as f:
+        steps = {row["step"]: row["exit"] for row in csv.DictReader(f, delimiter="\t")}
+    networks = ("five_conv", "sum_cnn_regressor", "sum_cnn_classifier", "vgg_regressor")
+    expected = {"environment", "parity", "smoke", "end-to-end"}
+    expected |= {f"throughput-{n}" for n in networks} | {"compiled-sum_cnn_regressor"}
+    assert set(steps) == expected and set(steps.values()) == {"0"}, steps
+    assert json.loads((tmp_path / "smoke.json").read_text())["agree"] is True
+    [results] = [
+        p for p in tmp_path.glob("*.json") if p.name not in ("smoke.json", "environment.json")
+    ]
+    data = json.loads(results.read_text())
+    rows = data["throughput"]
+    assert {r["network"] for r in rows} == set(networks)
+    assert {(r["precision"]) for r in rows} == {"f32", "bf16"}
+    timed = {(r["framework"], r["mode"]) for r in rows if r.get("images_per_s")}
+    assert {("jax", "step"), ("jax", "fused"), ("torch", "eager"), ("torch", "compile")} <= timed
+    assert {(r["run"], r["framework"]) for r in data["end_to_end"]} == {
+        ("part3", "jax"),
+        ("part3", "torch"),
+    }
+    assert results.with_suffix(".md").is_file()
+    assert len(list(tmp_path.iterdir())) <= 8  # what the device machine sends back
