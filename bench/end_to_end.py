@@ -56,21 +56,42 @@ def config(run: str, quick: bool, epochs: int | None = None):
 
 
 class _CompileClock:
-    """Seconds JAX spends tracing, lowering and compiling, while active."""
+    """Seconds JAX spends tracing, lowering and compiling, and the persistent compilation
+    cache's hits and misses, while active."""
+
+    CACHE_EVENTS = {
+        "/jax/compilation_cache/cache_hits": "hits",
+        "/jax/compilation_cache/cache_misses": "misses",
+    }
 
     def __init__(self):
         self.seconds = 0.0
+        self.cache = {"hits": 0, "misses": 0}
 
     def __call__(self, event, duration, **_):
         if event.startswith("/jax/core/compile/"):
             self.seconds += duration
 
+    def count(self, event, **_):
+        if event in self.CACHE_EVENTS:
+            self.cache[self.CACHE_EVENTS[event]] += 1
+
+    def state(self) -> str:
+        """Warm: every program was read from the cache; cold: some were compiled (the hits
+        of a cold run are programs it compiled itself earlier on); off: no cache."""
+        hits, misses = self.cache["hits"], self.cache["misses"]
+        if not hits and not misses:
+            return "off"
+        return "cold" if misses else "warm"
+
     def __enter__(self):
         jax.monitoring.register_event_duration_secs_listener(self)
+        jax.monitoring.register_event_listener(self.count)
         return self
 
     def __exit__(self, *exc):
         jax.monitoring.unregister_event_duration_listener(self)
+        jax.monitoring.unregister_event_listener(self.count)
 
 
 def run_jax(run: str, quick: bool, epochs: int | None = None) -> dict:
@@ -81,7 +102,10 @@ def run_jax(run: str, quick: bool, epochs: int | None = None) -> dict:
         with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
             summary = trainer.train_and_evaluate(cfg, workdir)
         wall = time.perf_counter() - t0
-    return _record(run, "jax", "trainer", cfg, wall, clock.seconds, summary["test_accuracy"])
+    record = _record(run, "jax", "trainer", cfg, wall, clock.seconds, summary["test_accuracy"])
+    record.update(cache=clock.state(), cache_hits=clock.cache["hits"])
+    record["cache_misses"] = clock.cache["misses"]
+    return record
 
 
 class ArrayDataset:

@@ -194,6 +194,33 @@ def test_end_to_end_records_both_frameworks():
     assert records[0]["compile_s"] > 0 and records[1]["compile_s"] == 0
 
 
+def test_end_to_end_counts_the_compilation_cache(tmp_path):
+    """A JAX run says whether its programs were compiled (cold) or read from the persistent
+    cache (warm); both rows stay in a results file."""
+    from jax.experimental.compilation_cache import compilation_cache
+
+    from jaxdigits import compile_cache
+
+    previous = jax.config.jax_compilation_cache_dir
+    try:
+        compile_cache.setup(str(tmp_path / "cache"))  # empty: every program is compiled
+        cold = end_to_end.run_jax("digitsum_regressor", True)
+        compilation_cache.reset_cache()
+        jax.clear_caches()  # in-memory executables gone: the second run reads the disk
+        warm = end_to_end.run_jax("digitsum_regressor", True)
+    finally:
+        compile_cache.setup(previous or "off")
+    assert cold["cache"] == "cold" and cold["cache_misses"] > 0
+    assert warm["cache"] == "warm" and warm["cache_hits"] > 0 and warm["cache_misses"] == 0
+    assert warm["compile_s"] < cold["compile_s"]
+    rows = [dict(r, quick=True) for r in (cold, warm)]
+    merged = report.merge(
+        {"throughput": [], "end_to_end": rows[:1], "network_gflops_per_image": {}},
+        {"throughput": [], "end_to_end": rows[1:], "network_gflops_per_image": {}},
+    )
+    assert [r["cache"] for r in merged["end_to_end"]] == ["cold", "warm"]
+
+
 def test_end_to_end_lightning_recipe_trains_part3(monkeypatch):
     """Part III's torch run goes through pl.Trainer where Lightning is installed, for exactly
     the epochs asked (patience 0: no early stopping), and says so in its record."""
