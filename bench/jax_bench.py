@@ -3,7 +3,7 @@
 Modes:
   step    one jitted step per call (the state donated), a Python loop of steps
   fused   the steps of a timed call fused in one jitted lax.scan over device-resident batches
-          (unrolled on the CPU backend, as the trainer runs them there)
+          (unrolled on the CPU backend, as the trainer runs long runs there)
   dp_jit  data parallel, the default sharding path: jit over a device mesh, the batch
           sharded on its leading axis, the state replicated (XLA inserts the all-reduce)
   dp_pmap data parallel with jax.pmap and an explicit pmean of the gradients
@@ -89,8 +89,8 @@ def _runner(mode, update, state_box, x, y):
         return looped(step, xs, ys, list(keys))
 
     if mode == "fused":
-        # Unrolled on the CPU backend, as the trainer's calls there (steps.steps_per_call):
-        # XLA:CPU runs a step 10-25 % slower inside a while loop.
+        # Unrolled on the CPU backend, as the trainer's calls of long runs there
+        # (steps.unroll_calls): XLA:CPU runs a step slower inside a while loop.
         unroll = n_steps if jax.default_backend() == "cpu" else 1
 
         @functools.partial(xla.jit, donate_argnums=0)

@@ -254,11 +254,11 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     ds = data.build(config.data)
     model = models.get(config.model, num_classes=config.num_classes)
     result = {"labels": ds.test_labels, "seed": seed}
-    for decode in decodes:
-        [(acc, preds)] = trainer.test_metrics(
-            model, config, ds, params, frozen=restored.get("frozen"), decode=decode
-        )
-        result[decode] = (float(acc[0]), preds[0])
+    [(accs, preds)] = trainer.test_metrics(  # every decode from one pass
+        model, config, ds, params, frozen=restored.get("frozen"), decode=tuple(decodes)
+    )
+    for decode, acc, pred in zip(decodes, accs, preds, strict=True):
+        result[decode] = (float(acc[0]), pred[0])
     return result
 
 

@@ -95,7 +95,13 @@ def verify(step_dir: pathlib.Path):
 
 
 def _restore(mgr: ocp.CheckpointManager, step: int, target=None):
-    """Verifies and restores one step; any failure is a CheckpointError naming it."""
+    """Verifies and restores one step; any failure is a CheckpointError naming it.
+
+    A training state saved before the frozen params had a key of their own
+    (no "frozen") restores into `target` with target's frozen params, which
+    a run rebuilds from its config; one that held frozen params per seed
+    (the VGG features) raises ValueError: it cannot be resumed.
+    """
     step_dir = pathlib.Path(mgr.directory) / str(step)
     verify(step_dir)
     try:
@@ -105,9 +111,29 @@ def _restore(mgr: ocp.CheckpointManager, step: int, target=None):
                 lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                 mgr.item_metadata(step).tree,
             )
+        elif "frozen" in target and "frozen" not in mgr.item_metadata(step).tree:
+            _check_older(step_dir, mgr.item_metadata(step).tree, target)
+            older = {k: v for k, v in target.items() if k != "frozen"}
+            restored = mgr.restore(step, args=ocp.args.StandardRestore(older))
+            return {**restored, "frozen": target["frozen"]}
         return mgr.restore(step, args=ocp.args.StandardRestore(target))
+    except OlderCheckpoint:
+        raise
     except Exception as e:  # orbax and tensorstore raise many types on damaged files
         raise CheckpointError(f"{step_dir}: cannot be restored ({type(e).__name__}: {e})") from e
+
+
+class OlderCheckpoint(ValueError):
+    """A checkpoint of an older layout that this version cannot resume."""
+
+
+def _check_older(step_dir, saved: dict, target: dict):
+    extra = set(saved["train"]["params"]) - set(target["train"]["params"])
+    if extra:
+        raise OlderCheckpoint(
+            f"{step_dir}: written by an older jaxdigits that kept {', '.join(sorted(extra))} "
+            "per seed; it cannot be resumed: train in a new --workdir"
+        )
 
 
 class RunCheckpoints:

@@ -6,7 +6,9 @@ from disk. XLA keys each entry on the program, the compiler options, the backend
 versions of jax and jaxlib, so a stale entry is never used.
 
 Where: $JAXDIGITS_COMPILATION_CACHE, else JAX's own $JAX_COMPILATION_CACHE_DIR, else
-$XDG_CACHE_HOME/jaxdigits/jax (~/.cache/jaxdigits/jax). The value "off" turns it off.
+$XDG_CACHE_HOME/jaxdigits/jax (~/.cache/jaxdigits/jax). The value "off" (or "none", "0",
+"false") turns it off. The folder is kept under MAX_BYTES: JAX deletes the entries read
+longest ago beyond that.
 """
 
 import os
@@ -17,6 +19,7 @@ from jax.experimental.compilation_cache import compilation_cache
 
 ENV = "JAXDIGITS_COMPILATION_CACHE"
 OFF = ("off", "none", "0", "false")
+MAX_BYTES = 4 << 30
 
 
 def default_dir() -> pathlib.Path:
@@ -46,10 +49,12 @@ def setup(path: str | None = None) -> pathlib.Path | None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:  # a read-only home: run without the cache, say so once
         print(f"warning: no compilation cache ({folder}: {e.strerror}); set {ENV}=DIR or off")
+        jax.config.update("jax_compilation_cache_dir", None)
         return None
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return folder
 
 
@@ -60,5 +65,6 @@ def define_flag():
     flags.DEFINE_string(
         "compilation_cache",
         "",
-        f"Folder of JAX's compilation cache, or 'off' (default: ${ENV}, else {default_dir()}).",
+        f"Folder of JAX's compilation cache, or 'off' (default: ${ENV}, else "
+        f"$JAX_COMPILATION_CACHE_DIR, else {default_dir()}).",
     )

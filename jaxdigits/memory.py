@@ -201,7 +201,7 @@ def activations(config, num_images: int, image_hw) -> tuple[int, int]:
 
     With seeds unrolled ("loop", the CPU default), one seed's programs are traced and scaled
     as XLA:CPU was measured to run them (bench/memory.py): every seed's step temporaries at
-    once, the new state beside the old (not in place); the seeds' eval loops share their
+    once, the new state beside the old (not in place); the seeds' eval batches share their
     temporaries; with several seeds, each seed's params copied out of the stacked ones. With
     seeds vmapped, the program of all seeds is traced, its new state written in place.
     """

@@ -306,7 +306,7 @@ def make_epoch_calls(model, tx, cfg, progress=None, batch_sharding=None):
             yield states, _done(metrics, n_steps, progress), n_steps
             return
         program = unrolled_jit if unroll_calls(cfg, n_steps) else rolled_jit
-        pad = -n_steps % chunk
+        pad = -(n_steps - start) % chunk  # whole calls from `start` (a resume) on
         if pad:  # repeat the last batch; those steps are masked out
             batches = jnp.concatenate([batches, jnp.repeat(batches[-1:], pad, axis=0)])
         for first in range(start, n_steps, chunk):
@@ -398,8 +398,7 @@ def make_evaluate(model, cfg, decodes=("argmax",)):
     predictions: one numpy [S, n] per decode), for per-seed index rows idx [S, n].
 
     It runs make_eval_batch's program batch by batch (the last one padded), so every split
-    and test set of one image pool shares one compiled program. `evaluate.batch_program` is
-    that program.
+    and test set of one image pool shares one compiled program.
     """
     program = make_eval_batch(model, cfg, decodes)
     size = cfg.eval_batch_size
@@ -416,7 +415,6 @@ def make_evaluate(model, cfg, decodes=("argmax",)):
         preds = tuple(np.concatenate(p, axis=1)[:, :n] for p in zip(*preds, strict=True))
         return np.asarray(loss) / n, preds
 
-    evaluate.batch_program = program
     return evaluate
 
 

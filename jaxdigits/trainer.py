@@ -107,10 +107,11 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
             raise ValueError(f"{config.init}: param shape {src.shape[1:]} != {ref.shape[1:]}")
         return jnp.asarray(np.broadcast_to(src, (n, *src.shape[1:])), ref.dtype)
 
-    try:
-        source = {k: source[k] for k in fresh}
-    except KeyError as e:
-        raise ValueError(f"{config.init}: its params have no {e.args[0]!r}") from None
+    if set(source) != set(fresh):
+        raise ValueError(
+            f"{config.init}: its params ({', '.join(sorted(source))}) are not those of "
+            f"{config.model} ({', '.join(sorted(fresh))})"
+        )
     return jax.tree.map(take, source, fresh), frozen
 
 
@@ -122,27 +123,26 @@ def decodes(config) -> tuple[str, ...]:
     return ("argmax",)
 
 
-def _evaluator(model, config, decode=("argmax",)):
-    evaluate = steps.make_evaluate(model, config, decode)
+def _evaluator(model, config, decode="argmax"):
+    """`run(params, frozen, images, labels, idx, mean, std)` -> per-seed (mean loss [S],
+    accuracy [S], predictions [S, n]). `decode` a tuple of decodes: accuracy and predictions
+    are tuples, one per decode, from one pass."""
+    several = isinstance(decode, tuple)
+    evaluate = steps.make_evaluate(model, config, decode if several else (decode,))
 
     def run(params, frozen, images, labels, idx, mean, std):
-        """Per-seed (mean loss [S], accuracy [S], predictions [S, n]); with several decodes,
-        accuracy and predictions are tuples of them."""
         loss, preds = evaluate(params, frozen, images, labels, idx, mean, std)
         truth = np.asarray(labels)[idx]
         accs = tuple((p == truth).mean(axis=1) for p in preds)
-        if len(preds) == 1:
-            return loss, accs[0], preds[0]
-        return loss, accs, preds
+        return (loss, accs, preds) if several else (loss, accs[0], preds[0])
 
     return run
 
 
 def test_metrics(model, config, ds: data.Data, *param_sets, frozen=None, decode="argmax"):
     """[(accuracy [S], predictions [S, n])] on the MNIST test split, one per set of params
-    (`frozen`: the run's frozen params, shared by all). `decode` a tuple: accuracy and
-    predictions are tuples, one per decode, from one pass."""
-    evaluate = _evaluator(model, config, decode if isinstance(decode, tuple) else (decode,))
+    (`frozen`: the run's frozen params, shared by all); `decode` as for _evaluator."""
+    evaluate = _evaluator(model, config, decode)
     images, labels = jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels)
     results = []
     for params in param_sets:
@@ -344,15 +344,15 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     """
     seeds = tuple(config.seeds)
     last, best_params = state["train"]["params"], state["best_params"]
-    frozen = state["frozen"]
-    (last_acc, last_preds), (best_acc, best_preds) = test_metrics(
-        model, config, ds, last, best_params, frozen=frozen, decode=decodes(config)
+    frozen, decode = state["frozen"], decodes(config)
+    (last_accs, last_preds), (best_accs, best_preds) = test_metrics(
+        model, config, ds, last, best_params, frozen=frozen, decode=decode
     )
+    last_acc, best_acc = last_accs[0], best_accs[0]  # argmax, then any others
+    last_preds, best_preds = last_preds[0], best_preds[0]
     extra = {}
-    if len(decodes(config)) > 1:  # argmax and argmin (extra_test_accuracies' doc)
-        (last_acc, extra["test_accuracy_argmin"]) = last_acc
-        (best_acc, extra["test_accuracy_best_argmin"]) = best_acc
-        last_preds, best_preds = last_preds[0], best_preds[0]
+    for d, acc_last, acc_best in zip(decode[1:], last_accs[1:], best_accs[1:], strict=True):
+        extra.update({f"test_accuracy_{d}": acc_last, f"test_accuracy_best_{d}": acc_best})
     extra.update(extra_test_accuracies(model, config, ds, last, best_params, frozen))
     history = output.read_metrics(workdir)
     per_seed = []

@@ -37,6 +37,7 @@ def env(tmp_path_factory):
     return dict(
         os.environ,
         JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAXDIGITS_COMPILATION_CACHE=str(cache),  # killed runs never write the user's cache
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )

@@ -24,6 +24,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from helpers_runs import assert_same_run, assert_same_tree
 from jax.experimental.compilation_cache import compilation_cache
@@ -154,6 +155,47 @@ def test_damaged_newest_state_is_moved_aside_and_its_epoch_retrained(
     assert contents(moved) == damaged  # moved as it was: nothing deleted or rewritten
     assert steps_on_disk(workdir) == ["2", "3"]
     assert_same_run(reference, workdir)
+
+
+def _rewrite_newest_state(workdir, change):
+    """Saves the newest training state again as `change(state)` returns it (and its manifest):
+    what an older jaxdigits wrote."""
+    tree = checkpoint.restore_latest(workdir)
+    mgr = checkpoint.manager(workdir / checkpoint.STATE_DIR, keep=2)
+    step = mgr.latest_step()
+    shutil.rmtree(workdir / checkpoint.STATE_DIR / str(step))
+    mgr.reload()
+    mgr.save(step, args=ocp.args.StandardSave(change(tree)), force=True)
+    mgr.wait_until_finished()
+    mgr.close()
+    checkpoint.write_manifest(workdir / checkpoint.STATE_DIR / str(step))
+
+
+def test_state_saved_before_frozen_params_had_a_key_resumes(reference, tmp_path, capsys):
+    """A state without "frozen" (checkpoints of earlier versions) resumes as it is; one that
+    kept frozen params per seed stops with one line, its files untouched."""
+    workdir = copy_of(reference, tmp_path)
+    _rewrite_newest_state(workdir, lambda t: {k: v for k, v in t.items() if k != "frozen"})
+    capsys.readouterr()
+    trainer.train_and_evaluate(load_config(num_epochs=4), workdir)
+    assert f"resuming {workdir} after epoch 3" in capsys.readouterr().out
+    assert not (workdir / checkpoint.DAMAGED_DIR).exists()
+    assert [r["epoch"] for r in output.read_metrics(workdir)] == [1, 2, 3, 4]
+
+    workdir = copy_of(reference, tmp_path / "per_seed")
+
+    def per_seed_features(tree):
+        tree = {k: v for k, v in tree.items() if k != "frozen"}
+        tree["train"]["params"]["features"] = np.zeros((2, 3), np.float32)
+        return tree
+
+    _rewrite_newest_state(workdir, per_seed_features)
+    kept = (checkpoint.STATE_DIR, checkpoint.BEST_DIR)
+    before = [contents(workdir / name) for name in kept] + [output.read_metrics(workdir)]
+    with pytest.raises(checkpoint.OlderCheckpoint, match="features per seed.*new --workdir"):
+        trainer.train_and_evaluate(load_config(num_epochs=4), workdir)
+    after = [contents(workdir / name) for name in kept] + [output.read_metrics(workdir)]
+    assert after == before and not (workdir / checkpoint.DAMAGED_DIR).exists()
 
 
 def test_every_state_damaged_starts_over(reference, tmp_path, capsys):
