@@ -52,9 +52,7 @@ def test_dry_run_runs_every_step_at_toy_sizes(tmp_path):
     expected |= {f"throughput-{n}" for n in networks} | {"compiled-sum_cnn_regressor"}
     assert set(steps) == expected and set(steps.values()) == {"0"}, steps
     assert json.loads((out / "smoke.json").read_text())["agree"] is True
-    [results] = [
-        p for p in out.glob("*.json") if p.name not in ("smoke.json", "environment.json")
-    ]
+    [results] = [p for p in out.glob("*.json") if p.name not in ("smoke.json", "environment.json")]
     data = json.loads(results.read_text())
     rows = data["throughput"]
     assert {r["network"] for r in rows} == set(networks)
