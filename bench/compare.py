@@ -15,7 +15,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from bench import report  # noqa: E402
+from bench import results_markdown  # noqa: E402
 from jaxdigits import output  # noqa: E402
 
 
@@ -24,8 +24,10 @@ def load(path: str) -> dict:
         results = json.loads(pathlib.Path(path).read_text())
     except (OSError, ValueError) as e:
         raise ValueError(f"{path}: not a readable results file ({e})") from e
-    if results.get("schema") != report.SCHEMA or "throughput" not in results:
-        raise ValueError(f"{path}: not a bench/throughput.py results file (schema {report.SCHEMA})")
+    if results.get("schema") != results_markdown.SCHEMA or "throughput" not in results:
+        raise ValueError(
+            f"{path}: not a bench/throughput.py results file (schema {results_markdown.SCHEMA})"
+        )
     return results
 
 
@@ -36,7 +38,7 @@ def _describe(results, label):
 
 
 def markdown(before: dict, after: dict, labels=("before", "after")) -> str:
-    old, new = report.by_setting(before), report.by_setting(after)
+    old, new = results_markdown.by_setting(before), results_markdown.by_setting(after)
     lines = [
         f"# Training throughput, {labels[0]} and {labels[1]}",
         "",
@@ -55,15 +57,15 @@ def markdown(before: dict, after: dict, labels=("before", "after")) -> str:
         cells = [key[0], str(key[1]), key[2]]
         jax_best = []
         for rows in (old[key], new[key]):
-            best = report._best(rows, "jax")
-            eager = report._best(rows, "torch", ("eager", "eager_cl"))
+            best = results_markdown._best(rows, "jax")
+            eager = results_markdown._best(rows, "torch", ("eager", "eager_cl"))
             jax_best.append(best)
             cells += [
-                report._fmt(best and best["images_per_s"]),
-                report._fmt(eager and eager["images_per_s"]),
-                report._ratio(best, eager),
+                results_markdown._fmt(best and best["images_per_s"]),
+                results_markdown._fmt(eager and eager["images_per_s"]),
+                results_markdown._ratio(best, eager),
             ]
-        cells.append(report._ratio(jax_best[1], jax_best[0]))
+        cells.append(results_markdown._ratio(jax_best[1], jax_best[0]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -83,11 +83,11 @@ def smoke(path: str) -> int:
     import jax
     import numpy as np
 
-    from jaxdigits import checkpoint, configs, trainer
+    from jaxdigits import checkpoint, defaults, trainer
 
     out, params = {}, {}
     for axis in ("vmap", "loop"):
-        cfg = configs.from_file(ROOT / "configs" / "digitsum_regressor.py", "smoke")
+        cfg = defaults.from_file(ROOT / "configs" / "digitsum_regressor.py", "smoke")
         cfg.seed_axis = axis
         with tempfile.TemporaryDirectory() as workdir:
             t0 = time.perf_counter()

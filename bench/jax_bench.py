@@ -17,7 +17,8 @@ import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxdigits import models, steps, xla
+from jaxdigits import models, steps
+from jaxdigits.runtime import xla
 
 MODES = ("step", "fused", "dp_jit", "dp_pmap")
 DTYPES = {"f32": None, "bf16": jnp.bfloat16}

@@ -11,7 +11,7 @@ import pathlib
 
 import numpy as np
 
-from jaxdigits import configs, models
+from jaxdigits import defaults, models
 from jaxdigits.models import port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ class Network:
 
     def config(self):
         """The experiment config this network trains with (configs/<file>)."""
-        return configs.from_file(ROOT / "configs" / self.config_file)
+        return defaults.from_file(ROOT / "configs" / self.config_file)
 
     def models(self, seed: int = 0):
         """(flax module, its params, torch module): the same weights in both, torch's init."""

@@ -37,8 +37,9 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU mem
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 
-from bench import end_to_end, jax_bench, networks, report, torch_bench  # noqa: E402
-from jaxdigits import compile_cache, output  # noqa: E402
+from bench import end_to_end, jax_bench, networks, results_markdown, torch_bench  # noqa: E402
+from jaxdigits import output
+from jaxdigits.runtime import compile_cache  # noqa: E402
 
 QUICK = {
     "batch_sizes": (32, 64),
@@ -197,7 +198,7 @@ def _measure_precision(name, cfg, batch, precision, args, models, x, y) -> list[
                 del runs[i]
     for i, (_, samples) in runs.items():
         row = rows[i]
-        row.update(status="ok", samples=samples, **report.summarise(samples))
+        row.update(status="ok", samples=samples, **results_markdown.summarise(samples))
         call_s = batch * n_steps / row["images_per_s"]
         row["compile_s"] = max(row["first_call_s"] - call_s, 0.0)
     del runs
@@ -217,18 +218,18 @@ def main(argv=None):
     args = parse_args(argv)
     cache = compile_cache.setup(args.compilation_cache)  # before anything compiles
     torch_settings = torch_bench.configure()
-    env = report.environment()
-    path = report.results_path(args.out, env, args.quick)
+    env = results_markdown.environment()
+    path = results_markdown.results_path(args.out, env, args.quick)
     try:  # before any work: a results file that cannot be written or merged stops it now
         path.parent.mkdir(parents=True, exist_ok=True)
-        old = report.previous(path, env["device"])
+        old = results_markdown.previous(path, env["device"])
     except (OSError, ValueError) as e:
         sys.exit(f"error: {e}")
     print(
         f"device: {env['device']}, {env['jax_devices']} JAX device(s); torch: {env['torch_device']}"
     )
     results = {
-        "schema": report.SCHEMA,
+        "schema": results_markdown.SCHEMA,
         "environment": env,
         "settings": {
             **{k: getattr(args, k) for k in (*FULL, "quick", "steps", "networks")},
@@ -275,8 +276,8 @@ def main(argv=None):
 
 def _write(path, old, results) -> tuple[dict, str]:
     """`results` merged into the file's earlier ones (`old`), written as JSON and markdown."""
-    merged = report.merge(old, results)
-    text = report.markdown(merged)
+    merged = results_markdown.merge(old, results)
+    text = results_markdown.markdown(merged)
     output.write_json(path, merged)
     output.write_text(path.with_suffix(".md"), text)
     return merged, text

@@ -16,12 +16,12 @@ is tested on the same digits at arbitrary non-overlapping positions and on
 canvases of 3 and 5 digits (summary.json: test_accuracy_anywhere-4, ...).
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.digitsum(arg)
+    given = defaults.args(arg)
+    c = defaults.digitsum(arg)
     c.model = "sum_columns"
     c.task = "classify"
     c.num_classes = 46  # sums 0..45: five digits at most
@@ -31,4 +31,4 @@ def get_config(arg=None):
     c.eval_train_split = False
     c.data.shift = 3
     c.data.extra_tests = ("anywhere-4", "anywhere-3", "anywhere-5")
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

@@ -8,11 +8,11 @@ original's six .npy files with --config.data.path=DIR), 80/20 split per
 seed; test: 10,000 canvases of MNIST test digits.
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.digitsum(arg)
+    given = defaults.args(arg)
+    c = defaults.digitsum(arg)
     c.original = "cnn_regressor"
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

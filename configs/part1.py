@@ -8,15 +8,15 @@ Augmented as the original (blur, rotation 30, noise 0.1, translation 10 %),
 85/15 train/val split, Lightning's default patience 3.
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.base(arg)
+    given = defaults.args(arg)
+    c = defaults.base(arg)
     c.data.name = "digits"
     c.data.val_fraction = 0.15
-    c.data.mean, c.data.std = common.PHOTO_NORM
+    c.data.mean, c.data.std = defaults.PHOTO_NORM
     c.data.augment = True
     c.patience = 3
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

@@ -3,14 +3,14 @@
 python -m jaxdigits.train --config configs/part2.py --workdir ckpts/part2
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.base(arg)
+    given = defaults.args(arg)
+    c = defaults.base(arg)
     c.data.name = "mnist"
     if "pretrained" in given:
         c.init = "ckpts/part1"
         c.patience = 3
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

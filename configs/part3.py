@@ -8,15 +8,15 @@ starts from Part 1's best params (ckpts/part1, or --config.init=RUN_DIR)
 with Lightning's default patience 3, as the original's second run.
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.base(arg)
+    given = defaults.args(arg)
+    c = defaults.base(arg)
     c.data.name = "mislabeled"
-    c.data.mean, c.data.std = common.MISLABELED_NORM
+    c.data.mean, c.data.std = defaults.MISLABELED_NORM
     if "pretrained" in given:
         c.init = "ckpts/part1"
         c.patience = 3
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

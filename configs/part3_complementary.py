@@ -13,16 +13,16 @@ watches the validation forward loss, computed on wrong labels only; the
 true labels are used for nothing but the MNIST test accuracy.
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.base(arg)
+    given = defaults.args(arg)
+    c = defaults.base(arg)
     c.data.name = "mislabeled"
-    c.data.mean, c.data.std = common.MISLABELED_NORM
+    c.data.mean, c.data.std = defaults.MISLABELED_NORM
     c.task = "complementary"
     c.complementary_loss = "forward"
     c.class_weights = ()
     c.patience = 3
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

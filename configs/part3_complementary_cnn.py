@@ -13,12 +13,12 @@ pretraining. Early stopping is off; the best checkpoint keeps the params
 of the lowest validation forward loss.
 """
 
-from jaxdigits import configs as common
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    given = common.args(arg)
-    c = common.base(arg)
+    given = defaults.args(arg)
+    c = defaults.base(arg)
     c.model = "mnist_cnn"
     c.task = "complementary"
     c.complementary_loss = "forward"
@@ -35,7 +35,7 @@ def get_config(arg=None):
     d = c.data
     d.name = "mislabeled"
     d.image_size = (28, 28)
-    d.mean, d.std = common.MISLABELED_NORM
-    d.test_mean, d.test_std = common.MISLABELED_NORM
+    d.mean, d.std = defaults.MISLABELED_NORM
+    d.test_mean, d.test_std = defaults.MISLABELED_NORM
     d.shift = 2
-    return common.smoke(c) if "smoke" in given else c
+    return defaults.smoke(c) if "smoke" in given else c

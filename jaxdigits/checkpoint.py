@@ -32,7 +32,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers
 
-from jaxdigits import configs, parallel
+from jaxdigits import defaults
+from jaxdigits.runtime import parallel
 
 STATE_DIR, BEST_DIR, PARTIAL_DIR, DAMAGED_DIR = "checkpoints", "best", "partial", "damaged"
 MANIFEST = "jaxdigits_files.json"
@@ -281,7 +282,7 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
 
     which: "best" (lowest validation loss) or "last" (the latest training state).
     """
-    seeds = list(configs.load_saved(workdir).seeds)
+    seeds = list(defaults.load_saved(workdir).seeds)
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
     if which == "best":

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from jaxdigits import checkpoint, compile_cache, configs, data, models, output, trainer
+from jaxdigits import checkpoint, data, defaults, models, output, trainer
+from jaxdigits.runtime import compile_cache
 
 flags.DEFINE_string("workdir", None, "A run directory written by jaxdigits.train.")
 flags.mark_flag_as_required("workdir")
@@ -25,7 +26,7 @@ compile_cache.define_flag()
 def evaluate(workdir) -> dict:
     """Per-seed accuracies recomputed from the checkpoints, and summary.json's under "stored"."""
     workdir = pathlib.Path(workdir)
-    config = configs.load_saved(workdir)
+    config = defaults.load_saved(workdir)
     restored = checkpoint.restore_best(workdir)
     best, frozen = restored["best_params"], restored.get("frozen", {})
     last = checkpoint.restore_latest(workdir)["train"]["params"]

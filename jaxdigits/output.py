@@ -7,7 +7,7 @@ import platform
 
 import numpy as np
 
-from jaxdigits import parallel
+from jaxdigits.runtime import parallel
 
 METRICS, SUMMARY, CONFUSION = "metrics.jsonl", "summary.json", "confusion_test.png"
 CONFIG = "config.json"

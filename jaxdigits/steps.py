@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdigits import losses, xla
+from jaxdigits import losses
 from jaxdigits.data import pipeline
+from jaxdigits.runtime import xla
 
 
 def learning_rate(cfg, steps_per_epoch: int | None = None):

@@ -16,8 +16,9 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxdigits import compile_cache, interrupt, parallel, trainer
+from jaxdigits import trainer
 from jaxdigits.data import DataError
+from jaxdigits.runtime import compile_cache, interrupt, parallel
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (FILE.py[:ARG]).")
 flags.DEFINE_string("workdir", None, "Run directory for checkpoints, metrics and figures.")

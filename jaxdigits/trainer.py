@@ -11,21 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import (
-    checkpoint,
-    configs,
-    data,
-    interrupt,
-    memory,
-    models,
-    originals,
-    output,
-    parallel,
-    steps,
-    validate,
-)
+from jaxdigits import checkpoint, data, defaults, models, output, steps
 from jaxdigits.data import pipeline
 from jaxdigits.models import vgg
+from jaxdigits.report import originals
+from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
 
 # Keys a resumed run may change: extending a run by more epochs is fine.
 # The VGG weights are in the checkpoint, so their path may move.
@@ -47,7 +37,7 @@ def _save_config(config, workdir: pathlib.Path, resuming: bool):
     path = workdir / output.CONFIG
     current = json.loads(config.to_json())
     if resuming and path.exists():
-        saved = configs.with_defaults(json.loads(path.read_text()))
+        saved = defaults.with_defaults(json.loads(path.read_text()))
         keys = (set(saved) | set(current)) - set(RESUMABLE_CHANGES)
         diff = sorted(k for k in keys if saved.get(k) != current.get(k))
         if diff:
@@ -171,7 +161,8 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     # Data: host arrays, moved to the device once.
     ds = data.build(config.data)
     train_idx, val_idx = _splits(len(ds.labels), config)
-    memory.check_fits(  # before anything compiles: one line with the numbers if it won't fit
+    # Before anything compiles: one line with the numbers if it won't fit.
+    memory_estimate.check_fits(
         config, len(ds.labels), len(ds.test_labels), ds.images.shape[1:], ds.test_images.shape[1:]
     )
     images, labels = parallel.replicate((ds.images, ds.labels), mesh)

@@ -11,6 +11,6 @@ if not os.environ.get("JAXDIGITS_DATA_DIR") and SHARED_MNIST.is_dir():
 
 # Compiled programs are cached on disk (jaxdigits/compile_cache.py), as for the trainer: the
 # suite compiles the same smoke programs many times, and a second run reads them back.
-from jaxdigits import compile_cache  # noqa: E402
+from jaxdigits.runtime import compile_cache  # noqa: E402
 
 compile_cache.setup()

@@ -8,8 +8,8 @@ import pytest
 from helpers_data import mnist_dir
 from PIL import Image
 
-from jaxdigits import analysis, analysis_markdown
 from jaxdigits.data import image_folder, mislabeled, mnist
+from jaxdigits.report import analysis, analysis_markdown
 
 N_MNIST = 50  # MNIST train images in the generated folder, plus one of noise
 

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from bench import end_to_end, jax_bench, networks, report, throughput, torch_bench
+from bench import end_to_end, jax_bench, networks, results_markdown, throughput, torch_bench
 from jaxdigits.models import port
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def test_quick_harness_writes_the_results_schema(tmp_path, capsys):
     files = sorted(tmp_path.iterdir())
     assert [f.suffix for f in files] == [".json", ".md"]
     results = json.loads(files[0].read_text())
-    assert results["schema"] == report.SCHEMA
+    assert results["schema"] == results_markdown.SCHEMA
     assert ENV_KEYS <= set(results["environment"])
     assert results["environment"]["platform"] == jax.devices()[0].platform
     assert results["environment"]["versions"]["jax"] == jax.__version__
@@ -101,7 +101,7 @@ def test_quick_harness_writes_the_results_schema(tmp_path, capsys):
     gflops = results["network_gflops_per_image"]["sum_cnn_regressor"]
     assert 0.1 < gflops < 1.0  # ~3x the 80 MFLOP forward pass, counted by XLA
     text = files[1].read_text()
-    assert text == report.markdown(results)
+    assert text == results_markdown.markdown(results)
     assert "| sum_cnn_regressor | 2 | bf16 |" in text
     assert text in capsys.readouterr().out
 
@@ -130,7 +130,7 @@ def test_two_devices_split_the_batch_or_say_why_not(tmp_path):
 def _results(network, device="A"):
     row = {"network": network, "batch": 2, "precision": "f32", "framework": "jax"}
     return {
-        "schema": report.SCHEMA,
+        "schema": results_markdown.SCHEMA,
         "environment": {"device": device},
         "network_gflops_per_image": {network: 1.0},
         "throughput": [{**row, "mode": "step"}],
@@ -141,11 +141,11 @@ def _results(network, device="A"):
 def test_merge_keeps_the_other_networks_and_refuses_another_device(tmp_path):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_results("five_conv")))
-    merged = report.merge(report.previous(path, "A"), _results("vgg_regressor"))
+    merged = results_markdown.merge(results_markdown.previous(path, "A"), _results("vgg_regressor"))
     assert sorted(merged["network_gflops_per_image"]) == ["five_conv", "vgg_regressor"]
     assert sorted(r["network"] for r in merged["throughput"]) == ["five_conv", "vgg_regressor"]
     with pytest.raises(ValueError, match="r.json: another device"):
-        report.previous(path, "B")
+        results_markdown.previous(path, "B")
 
 
 def test_an_unusable_out_stops_the_bench_before_it_runs(tmp_path, capsys):
@@ -156,7 +156,7 @@ def test_an_unusable_out_stops_the_bench_before_it_runs(tmp_path, capsys):
     argv = ["--networks=sum_cnn_regressor", "--end-to-end=none"]
     with pytest.raises(SystemExit, match=f"^error: .*{taken.name}"):
         throughput.main([*argv, f"--out={taken}"])
-    path = report.results_path(tmp_path, report.environment(), quick=False)
+    path = results_markdown.results_path(tmp_path, results_markdown.environment(), quick=False)
     path.write_text("{half a fi")
     with pytest.raises(SystemExit, match=f"^error: {re.escape(str(path))}: not a readable"):
         throughput.main([*argv, f"--out={tmp_path}"])
@@ -199,7 +199,7 @@ def test_end_to_end_counts_the_compilation_cache(tmp_path):
     cache (warm); both rows stay in a results file."""
     from jax.experimental.compilation_cache import compilation_cache
 
-    from jaxdigits import compile_cache
+    from jaxdigits.runtime import compile_cache
 
     previous = jax.config.jax_compilation_cache_dir
     try:
@@ -215,7 +215,7 @@ def test_end_to_end_counts_the_compilation_cache(tmp_path):
     assert warm["cache"] == "warm" and warm["cache_hits"] > 0 and warm["cache_misses"] == 0
     assert warm["compile_s"] < cold["compile_s"]
     rows = [dict(r, quick=True) for r in (cold, warm)]
-    merged = report.merge(
+    merged = results_markdown.merge(
         {"throughput": [], "end_to_end": rows[:1], "network_gflops_per_image": {}},
         {"throughput": [], "end_to_end": rows[1:], "network_gflops_per_image": {}},
     )
@@ -312,7 +312,7 @@ def test_the_harness_times_compile_and_says_why_cuda_graphs_cannot_run(tmp_path)
     reason = "CUDA graphs need a CUDA device, and torch sees none"
     assert rows["compile_graphs"]["reason"] == reason
     assert "images_per_s" not in rows["compile_graphs"]
-    text = report.markdown(results)
+    text = results_markdown.markdown(results)
     assert f"sum_cnn_regressor batch 2 f32 torch compile_graphs: unavailable: {reason}" in text
     jax_rows = {r["mode"]: r for r in results["throughput"] if r["framework"] == "jax"}
     step = jax_rows["step"]["images_per_s"] / rows["eager"]["images_per_s"]
@@ -347,7 +347,9 @@ def test_a_mode_that_fails_while_timed_is_reported_not_timed(tmp_path, monkeypat
     failed = rows["eager_cl"]
     assert failed["status"] == "failed" and "images_per_s" not in failed
     assert failed["reason"] == "CompileFailed: recompiled in call 3, after its build: test"
-    assert "eager_cl: failed: CompileFailed: recompiled in call 3" in report.markdown(results)
+    assert "eager_cl: failed: CompileFailed: recompiled in call 3" in results_markdown.markdown(
+        results
+    )
 
 
 def test_cuda_graphs_are_unavailable_without_cuda():
@@ -383,7 +385,12 @@ def _grid(env: dict) -> dict:
             rows.append(row)
     versions = {"jax": "0", "flax": "0", "torch": "0"}
     env = {"device": "D", "date": "d", "jax_devices": 1, "versions": versions, **env}
-    return {"schema": report.SCHEMA, "environment": env, "throughput": rows, "end_to_end": []}
+    return {
+        "schema": results_markdown.SCHEMA,
+        "environment": env,
+        "throughput": rows,
+        "end_to_end": [],
+    }
 
 
 def _row(text, precision):
@@ -396,7 +403,7 @@ def test_markdown_ratios_and_peaks_per_precision_on_a_gpu():
     float32 says TF32 and is measured against the TF32 peak, bf16 against the bf16 peak."""
     env = {"platform": "gpu", "cuda": "13.0", "driver": "600.1", "tf32": True}
     env["peak_tflops"] = {"f32": 494.7, "bf16": 989.4}
-    text = report.markdown(_grid(env))
+    text = results_markdown.markdown(_grid(env))
     head = "| JAX step / torch eager | JAX fused / torch compiled | JAX TFLOP/s | % of peak |"
     assert head in text
     # 100 / max(50, 80); 300 / max(200, 150); the best JAX (fused) 49.47 TFLOP/s
@@ -407,12 +414,12 @@ def test_markdown_ratios_and_peaks_per_precision_on_a_gpu():
 
 
 def test_markdown_on_a_cpu_and_from_a_file_before_the_per_precision_peaks():
-    text = report.markdown(_grid({"platform": "cpu", "tf32": False, "cuda": "13.0"}))
+    text = results_markdown.markdown(_grid({"platform": "cpu", "tf32": False, "cuda": "13.0"}))
     assert "TF32 matmuls" not in text and "in both frameworks" not in text  # plain float32
     assert _row(text, "f32").endswith("| 1.25x | 1.50x | 49.47 | — |")
     assert _row(text, "bf16").endswith("| 1.25x | 1.50x | 49.47 | — |")
     # An older file knew one peak, bf16's: its float32 rows get none rather than that one.
-    text = report.markdown(
+    text = results_markdown.markdown(
         _grid({"platform": "gpu", "cuda": "12", "driver": "1", "bf16_peak_tflops": 989.4})
     )
     assert _row(text, "f32").endswith("| 49.47 | — |")
@@ -426,10 +433,10 @@ def test_the_results_files_in_the_repo_still_render():
     rendered = 0
     for f in files:
         results = json.loads(f.read_text())
-        if "throughput" not in results:  # bench/memory.py's
+        if "throughput" not in results:  # bench/check_memory_estimate.py's
             continue
-        text = report.markdown(results)
-        for net, batch, precision in report.by_setting(results):
+        text = results_markdown.markdown(results)
+        for net, batch, precision in results_markdown.by_setting(results):
             assert f"| {net} | {batch} | {precision} |" in text, f.name
         for r in results["end_to_end"]:  # files written before recipes were recorded
             recipe = r.get("recipe") or ("loop" if r["framework"] == "torch" else "trainer")
@@ -454,7 +461,7 @@ def test_flags_for_the_cache_and_end_to_end_only_runs(tmp_path, monkeypatch):
     assert calls == ["/cache/dir", "env"]
     settings = results["settings"]
     assert settings["compilation_cache"] == "/cache/dir" and settings["end_to_end_epochs"] == 1
-    assert results["throughput"] == [] and "| network |" not in report.markdown(results)
+    assert results["throughput"] == [] and "| network |" not in results_markdown.markdown(results)
     assert (
         throughput.main([*argv, "--compilation-cache=off"])["settings"]["compilation_cache"] is None
     )

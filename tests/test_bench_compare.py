@@ -2,7 +2,7 @@
 
 import json
 
-from bench import compare, report
+from bench import compare, results_markdown
 
 
 def _run(rates: dict, date: str) -> dict:
@@ -13,7 +13,12 @@ def _run(rates: dict, date: str) -> dict:
         | ({"images_per_s": v} if v else {"status": "failed", "reason": "x"})
         for (n, fw, m), v in rates.items()
     ]
-    return {"schema": report.SCHEMA, "environment": env, "throughput": rows, "end_to_end": []}
+    return {
+        "schema": results_markdown.SCHEMA,
+        "environment": env,
+        "throughput": rows,
+        "end_to_end": [],
+    }
 
 
 BEFORE = {

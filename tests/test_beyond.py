@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from helpers_data import REPO_ROOT, mnist_dir
 
-from jaxdigits import configs, models, trainer
 from jaxdigits import data as jdata
+from jaxdigits import defaults, models, trainer
 from jaxdigits.data import digitsum, pipeline
 from jaxdigits.models import sum_columns
 
@@ -137,7 +137,7 @@ def test_five_digits_and_bad_requests():
 
 
 def test_extra_tests_from_the_config():
-    cfg = configs.from_file(REPO_ROOT / "configs" / "digitsum_columns.py", "smoke").data
+    cfg = defaults.from_file(REPO_ROOT / "configs" / "digitsum_columns.py", "smoke").data
     sets = jdata.extra_tests(cfg)
     assert list(sets) == ["anywhere-4", "anywhere-3", "anywhere-5"]
     for spec, (images, sums) in sets.items():
@@ -175,7 +175,7 @@ def test_random_shift_moves_whole_images_by_at_most_the_limit():
     ],
 )
 def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_path):
-    cfg = configs.from_file(REPO_ROOT / "configs" / f"{name}.py", "smoke")
+    cfg = defaults.from_file(REPO_ROOT / "configs" / f"{name}.py", "smoke")
     cfg.seeds = (0,)
     cfg.update(overrides)
     summary = trainer.train_and_evaluate(cfg, tmp_path, command="python -m jaxdigits.train ...")
@@ -189,7 +189,7 @@ def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_p
 
 
 def test_a_naive_mislabeled_run_reports_argmin_decoding(tmp_path):
-    cfg = configs.from_file(REPO_ROOT / "configs" / "part3.py", "smoke")
+    cfg = defaults.from_file(REPO_ROOT / "configs" / "part3.py", "smoke")
     cfg.seeds = (0,)
     cfg.data.limit = 320
     trainer.train_and_evaluate(cfg, tmp_path)

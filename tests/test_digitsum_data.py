@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from helpers_data import REPO_ROOT, mnist_dir, random_digitsum_set
 
-from jaxdigits import configs
 from jaxdigits import data as jdata
+from jaxdigits import defaults
 from jaxdigits.data import DataError, digitsum, mnist
 
 QUARTER = digitsum.WIDTH // digitsum.NUM_DIGITS  # 42
@@ -123,7 +123,7 @@ def test_compose_places_each_digit_in_its_quarter():
 
 
 def _digitsum_config(path, **data):
-    cfg = configs.from_file(REPO_ROOT / "configs" / "digitsum_regressor.py", "smoke").data
+    cfg = defaults.from_file(REPO_ROOT / "configs" / "digitsum_regressor.py", "smoke").data
     cfg.path = str(path)
     cfg.mnist_dir = str(mnist_dir())
     cfg.update(data)

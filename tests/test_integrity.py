@@ -29,7 +29,8 @@ import pytest
 from helpers_runs import assert_same_run, assert_same_tree
 from jax.experimental.compilation_cache import compilation_cache
 
-from jaxdigits import checkpoint, configs, evaluate, interrupt, models, output, steps, trainer
+from jaxdigits import checkpoint, defaults, evaluate, models, output, steps, trainer
+from jaxdigits.runtime import interrupt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
@@ -44,7 +45,7 @@ CACHE_OPTIONS = (
 
 
 def load_config(**overrides):
-    config = configs.from_file(ROOT / "configs" / "part3_complementary_cnn.py", "smoke")
+    config = defaults.from_file(ROOT / "configs" / "part3_complementary_cnn.py", "smoke")
     config.num_epochs = 3
     # A runtime only (resumable) change: each epoch in one call (a lax.scan, not unrolled: a
     # fraction of the compile time).

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxdigits import xla
 from jaxdigits.models import layers
+from jaxdigits.runtime import xla
 
 NHWC = layers.NHWC
 on_cpu = pytest.mark.skipif(

@@ -1,4 +1,4 @@
-"""jaxdigits.memory: the estimate's exact parts, the guard, and the bench that measures it."""
+"""memory_estimate: the estimate's exact parts, the guard, and the bench that measures it."""
 
 import json
 import pathlib
@@ -7,8 +7,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bench import memory as bench_memory
-from jaxdigits import configs, memory, models, steps
+from bench import check_memory_estimate as bench_memory
+from jaxdigits import defaults, models, steps
+from jaxdigits.runtime import memory_estimate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # (pool, test set, pool h x w, test h x w) of the :smoke configs
@@ -22,7 +23,7 @@ SCALAR_BYTES = 4 + 4 + 4 + 1 + 4
 
 
 def _smoke(name):
-    return configs.from_file(ROOT / "configs" / f"{name}.py", "smoke")
+    return defaults.from_file(ROOT / "configs" / f"{name}.py", "smoke")
 
 
 def _nbytes(tree):
@@ -35,8 +36,8 @@ def test_state_bytes_equal_the_real_initialised_state(name):
     estimate says: params, optimizer state, best params and the scalars, for every seed."""
     c = _smoke(name)
     shape = SMOKE[name]
-    est = memory.estimate(c, *shape)
-    n_train, _ = memory.split_sizes(c, shape[0])
+    est = memory_estimate.estimate(c, *shape)
+    n_train, _ = memory_estimate.split_sizes(c, shape[0])
     model = models.get(c.model, num_classes=c.num_classes)
     tx = steps.make_optimizer(c, n_train // c.batch_size)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in c.seeds])
@@ -64,18 +65,20 @@ def test_state_bytes_equal_the_real_initialised_state(name):
 def test_frozen_features_have_no_optimizer_state_and_one_copy():
     """The VGG regressor's Adam moments cover its trainable params only, and its frozen
     features are held once, not per seed (shapes, no init)."""
-    c = configs.from_file(ROOT / "configs" / "digitsum_vgg.py", "smoke")
+    c = defaults.from_file(ROOT / "configs" / "digitsum_vgg.py", "smoke")
     assert len(c.seeds) > 1
-    model, tx = memory.parts(c, 720)
-    state = memory.state_shapes(c, model, tx)
+    model, tx = memory_estimate.parts(c, 720)
+    state = memory_estimate.state_shapes(c, model, tx)
     trainable = state["train"]["params"]
     assert "features" not in trainable and set(state["frozen"]) == {"features"}
     counts = 4 * len(c.seeds)  # Adam's step count, int32 per seed
-    assert memory.tree_bytes(state["train"]["opt_state"]) == 2 * memory.tree_bytes(trainable) + (
-        counts
-    )
+    assert memory_estimate.tree_bytes(
+        state["train"]["opt_state"]
+    ) == 2 * memory_estimate.tree_bytes(trainable) + (counts)
     init = jax.eval_shape(lambda: steps.init_params(model, jax.random.PRNGKey(0), (40, 168)))
-    assert memory.tree_bytes(state["frozen"]) == memory.tree_bytes(init["features"])
+    assert memory_estimate.tree_bytes(state["frozen"]) == memory_estimate.tree_bytes(
+        init["features"]
+    )
 
 
 def test_check_fits_raises_one_line_with_the_numbers(monkeypatch, tmp_path):
@@ -84,28 +87,28 @@ def test_check_fits_raises_one_line_with_the_numbers(monkeypatch, tmp_path):
     to change."""
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 2048 kB\nMemAvailable:    1024 kB\n")
-    monkeypatch.setattr(memory, "MEMINFO", str(meminfo))
+    monkeypatch.setattr(memory_estimate, "MEMINFO", str(meminfo))
     c = _smoke("part3")
     if jax.devices()[0].platform == "cpu":
-        assert memory.available_bytes() == 1 << 20
+        assert memory_estimate.available_bytes() == 1 << 20
     else:
-        monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1 << 20)
-    est = memory.estimate(c, *SMOKE["part3"])
-    with pytest.raises(memory.OutOfMemoryError) as info:
-        memory.check_fits(c, *SMOKE["part3"], name="configs/part3.py:smoke")
+        monkeypatch.setattr(memory_estimate, "available_bytes", lambda device=None: 1 << 20)
+    est = memory_estimate.estimate(c, *SMOKE["part3"])
+    with pytest.raises(memory_estimate.OutOfMemoryError) as info:
+        memory_estimate.check_fits(c, *SMOKE["part3"], name="configs/part3.py:smoke")
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("configs/part3.py:smoke: needs about ")
     for part in ("total", "data", "state", "activations"):
-        assert memory.size(est[part]) in message
+        assert memory_estimate.size(est[part]) in message
     assert "1.0 MB available" in message
     assert "batch_size" in message and "fewer seeds" in message and "data.limit" in message
     assert isinstance(info.value, ValueError)
 
 
 def test_check_fits_passes_the_smoke_config_with_the_real_memory():
-    est = memory.check_fits(_smoke("part3"), *SMOKE["part3"])
-    available = memory.available_bytes()
+    est = memory_estimate.check_fits(_smoke("part3"), *SMOKE["part3"])
+    available = memory_estimate.available_bytes()
     assert available is None or 0 < est["total"] <= available
 
 
@@ -119,8 +122,8 @@ def test_available_bytes_of_an_accelerator_is_its_limit_less_its_use():
         def memory_stats(self):
             return self.stats
 
-    assert memory.available_bytes(Device({"bytes_limit": 100, "bytes_in_use": 30})) == 70
-    assert memory.available_bytes(Device(None)) is None
+    assert memory_estimate.available_bytes(Device({"bytes_limit": 100, "bytes_in_use": 30})) == 70
+    assert memory_estimate.available_bytes(Device(None)) is None
 
 
 def test_peak_writes_out_only_what_xla_would():
@@ -128,11 +131,11 @@ def test_peak_writes_out_only_what_xla_would():
     result and a non-fused input of the next matmul are."""
     x = jax.ShapeDtypeStruct((256, 512), jnp.float32)
     fused = jax.jit(lambda a: (jnp.exp(a) * 2 + 1).sum())
-    assert memory.program_peak(fused, (x,)) == 4
+    assert memory_estimate.program_peak(fused, (x,)) == 4
     mlp = jax.jit(lambda a, w: jnp.tanh(a @ w) @ w)
-    assert memory.program_peak(mlp, (x, jax.ShapeDtypeStruct((512, 512), jnp.float32))) == (
-        2 * 256 * 512 * 4
-    )
+    assert memory_estimate.program_peak(
+        mlp, (x, jax.ShapeDtypeStruct((512, 512), jnp.float32))
+    ) == (2 * 256 * 512 * 4)
 
 
 def test_bench_writes_a_row_with_measured_bytes(tmp_path):

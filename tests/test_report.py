@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 
-from jaxdigits import configs, output, report, report_figures
+from jaxdigits import defaults, output
+from jaxdigits.report import build, figures
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEVICE = "Intel(R) Xeon(R) Processor @ 2.80GHz, 2 cores"
@@ -17,7 +18,7 @@ def fake_run(runs_dir, name, config_file, per_seed, command=True, arg=None, **ov
     `per_seed`: one record per seed of the config (the keys summary.json has);
     the metric lines get one entry per seed, the last seed stopping an epoch early.
     """
-    config = configs.from_file(ROOT / "configs" / config_file, arg)
+    config = defaults.from_file(ROOT / "configs" / config_file, arg)
     config.update(overrides)
     seeds = tuple(config.seeds)
     assert len(seeds) == len(per_seed)
@@ -108,7 +109,7 @@ def rows_of(text, first_cell):
 
 
 def test_collect_reads_every_finished_run(runs_dir):
-    runs = report.collect(runs_dir)
+    runs = build.collect(runs_dir)
     assert [r.name for r in runs] == [
         "digitsum_columns",
         "digitsum_regressor",
@@ -125,17 +126,17 @@ def test_collect_reads_every_finished_run(runs_dir):
 
 
 def test_cells():
-    assert report.percent_cell([99.12]) == "99.12 %"
-    assert report.percent_cell([13.24, 12.38, 12.17]) == "12.60 % (13.24 / 12.38 / 12.17)"
-    assert report.percent_cell(None) == "—"
-    assert report.duration(42.4) == "42 s"
-    assert report.duration(3224) == "53 min 44 s"
-    assert report.duration(2 * 3600 + 125) == "2 h 2 min"
-    assert report.duration(None) == "—"
+    assert build.percent_cell([99.12]) == "99.12 %"
+    assert build.percent_cell([13.24, 12.38, 12.17]) == "12.60 % (13.24 / 12.38 / 12.17)"
+    assert build.percent_cell(None) == "—"
+    assert build.duration(42.4) == "42 s"
+    assert build.duration(3224) == "53 min 44 s"
+    assert build.duration(2 * 3600 + 125) == "2 h 2 min"
+    assert build.duration(None) == "—"
 
 
 def test_headline_rows(runs_dir):
-    text = report.headline(report.collect(runs_dir))
+    text = build.headline(build.collect(runs_dir))
     # the originals, from ORIGINAL_EXPERIMENTS.md and originals.DIGITSUM
     assert "| Mislabeled MNIST | *original*, scratch | — | — | 0.20 % | 11.55 % |" in text
     assert "6 min 57 s" in text
@@ -165,30 +166,30 @@ def test_headline_rows(runs_dir):
 
 def test_config_cell_falls_back_to_the_config_without_a_command(tmp_path):
     fake_run(tmp_path, "old", "part3.py", [record(0.002)], command=False)
-    (run,) = report.collect(tmp_path)
-    assert report.config_cell(run) == "five_conv, classify, mislabeled (no command recorded)"
-    assert "no command recorded" in report.commands([run])
+    (run,) = build.collect(tmp_path)
+    assert build.config_cell(run) == "five_conv, classify, mislabeled (no command recorded)"
+    assert "no command recorded" in build.commands([run])
     run.summary["command"] = (
         "python -m jaxdigits.train --config=configs/part2.py --workdir=x --config.num_epochs=6"
     )
-    assert report.config_cell(run) == "`configs/part2.py --config.num_epochs=6`"
+    assert build.config_cell(run) == "`configs/part2.py --config.num_epochs=6`"
 
 
 def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path):
-    runs = report.collect(runs_dir)
-    groups = {g: [r for r in runs if r.group == g] for g in report.GROUPS}
-    mislabeled = report.mislabeled_table(groups["mislabeled"])
+    runs = build.collect(runs_dir)
+    groups = {g: [r for r in runs if r.group == g] for g in build.GROUPS}
+    mislabeled = build.mislabeled_table(groups["mislabeled"])
     assert "test acc (argmin)" in mislabeled
     (row,) = rows_of(mislabeled, "part3")
     assert row.startswith("| part3 | 0 | 0.11 % | 81.23 % | 11.42 % | 0.21 % | 80.00 % | 3 | 2 |")
     assert "| *original*, scratch | — | 0.20 % | — | 11.55 % |" in mislabeled
 
-    complementary = report.complementary_table(groups["complementary"])
+    complementary = build.complementary_table(groups["complementary"])
     seeds = rows_of(complementary, "part3_complementary_cnn")
     assert [ln.split(" | ")[1] for ln in seeds] == ["0", "10", "42"]
     assert "| 99.04 % | 99.14 % |" in seeds[1]  # last and best params of seed 10
 
-    digitsum = report.digitsum_table(groups["digitsum"])
+    digitsum = build.digitsum_table(groups["digitsum"])
     for spec in ("anywhere-4", "anywhere-3", "anywhere-5"):
         assert f"test acc, {spec}" in digitsum
     (columns,) = rows_of(digitsum, "digitsum_columns")
@@ -201,17 +202,17 @@ def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path
     old = tmp_path / "old"
     fake_run(old, "part3", "part3.py", [record(0.002)])
     fake_run(old, "digitsum_classifier", "digitsum_classifier.py", [record(0.1)] * 3)
-    old_runs = report.collect(old)
-    assert "argmin" not in report.mislabeled_table([old_runs[1]])
-    assert "anywhere" not in report.digitsum_table([old_runs[0]])
-    assert "argmin" not in report.headline(old_runs)
+    old_runs = build.collect(old)
+    assert "argmin" not in build.mislabeled_table([old_runs[1]])
+    assert "anywhere" not in build.digitsum_table([old_runs[0]])
+    assert "argmin" not in build.headline(old_runs)
 
 
 def test_write_report_with_figures(runs_dir, tmp_path):
     out = tmp_path / "results" / "REPORT.md"
-    report.main(["--runs", str(runs_dir), "--out", str(out)])
+    build.main(["--runs", str(runs_dir), "--out", str(out)])
     text = out.read_text()
-    figures = out.parent / report.FIGURES
+    figures = out.parent / build.FIGURES
     for group in ("mislabeled", "complementary", "digitsum"):
         png = figures / f"curves_{group}.png"
         assert png.read_bytes()[:4] == b"\x89PNG"
@@ -229,8 +230,8 @@ def test_write_report_with_figures(runs_dir, tmp_path):
 
 
 def test_curves_follow_each_seeds_active_epochs(runs_dir):
-    (run,) = [r for r in report.collect(runs_dir) if r.name == "digitsum_regressor"]
-    losses = report_figures.curves(run, "val_loss")
+    (run,) = [r for r in build.collect(runs_dir) if r.name == "digitsum_regressor"]
+    losses = figures.curves(run, "val_loss")
     assert [epochs for epochs, _ in losses] == [[1, 2, 3], [1, 2, 3], [1, 2]]
     assert losses[1][1] == pytest.approx([2.51, 1.26, 2.5 / 3 + 0.01])
 
@@ -241,7 +242,7 @@ def test_corrupt_or_unfinished_runs_are_skipped_with_a_warning(runs_dir, tmp_pat
     (runs_dir / "training" / output.SUMMARY).unlink()  # still training
     (runs_dir / "notes.txt").write_text("not a run")
     out = tmp_path / "REPORT.md"
-    report.main(["--runs", str(runs_dir), "--out", str(out)])
+    build.main(["--runs", str(runs_dir), "--out", str(out)])
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert err[0].startswith(f"warning: skipped {runs_dir / 'part3'}: summary.json is unreadable")
@@ -252,13 +253,13 @@ def test_corrupt_or_unfinished_runs_are_skipped_with_a_warning(runs_dir, tmp_pat
 
 def test_no_runs_still_gives_the_originals(tmp_path):
     (tmp_path / "ckpts").mkdir()
-    text = report.render(report.collect(tmp_path / "ckpts"), tmp_path)
+    text = build.render(build.collect(tmp_path / "ckpts"), tmp_path)
     assert "*original*, scratch" in text and "No finished runs were found." in text
 
 
 def test_missing_runs_dir_is_one_line_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        report.main(["--runs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "R.md")])
+        build.main(["--runs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "R.md")])
     assert exc.value.code == f"error: {tmp_path / 'nowhere'}: no such directory " + (
         "(pass --runs DIR of run directories)"
     )

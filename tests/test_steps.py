@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdigits import configs, memory, models, steps, validate
+from jaxdigits import defaults, models, steps
+from jaxdigits.runtime import memory_estimate, validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Custom calls of jax.debug.callback, io_callback and pure_callback (StableHLO, then HLO), and
@@ -66,7 +67,7 @@ def _epoch_inputs(cfg, model, tx, n_images=96):
 
 
 def _part3(**changes):
-    cfg = configs.from_file(ROOT / "configs" / "part3.py", "smoke")
+    cfg = defaults.from_file(ROOT / "configs" / "part3.py", "smoke")
     cfg.update(changes)
     return cfg
 
@@ -122,15 +123,15 @@ def test_vmapped_seeds_share_the_frozen_features_in_dense_convolutions():
     """The VGG regressor's frozen ImageNet features are one copy (in_axes None): vmapped over
     seeds, each of their convolutions takes the seeds' images as one batch with one kernel,
     not a grouped convolution of per-seed copies. Only the trained 1x1 adapter is per seed."""
-    cfg = configs.from_file(ROOT / "configs" / "digitsum_vgg.py", "smoke")
+    cfg = defaults.from_file(ROOT / "configs" / "digitsum_vgg.py", "smoke")
     cfg.seed_axis = "vmap"
     n = len(cfg.seeds)
     assert n > 1
-    model, tx = memory.parts(cfg, 720)
-    state = memory.state_shapes(cfg, model, tx)
+    model, tx = memory_estimate.parts(cfg, 720)
+    state = memory_estimate.state_shapes(cfg, model, tx)
     assert "features" not in state["train"]["params"] and "features" in state["frozen"]
-    train_args, _ = memory.program_args(cfg, state, 720, (40, 168))
-    text = memory.train_program(model, tx, cfg).lower(*train_args).as_text()
+    train_args, _ = memory_estimate.program_args(cfg, state, 720, (40, 168))
+    text = memory_estimate.train_program(model, tx, cfg).lower(*train_args).as_text()
     convs = re.findall(r"stablehlo\.convolution.*", text)
     three_by_three = [c for c in convs if re.search(r"tensor<3x3x\d+x\d+x", c)]
     assert len(three_by_three) >= 8  # the 8 feature convs forward, and their input gradients

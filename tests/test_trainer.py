@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdigits import checkpoint, configs, evaluate, output, trainer
+from jaxdigits import checkpoint, defaults, evaluate, output, trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def load_config(name, arg="smoke", **overrides):
-    config = configs.from_file(ROOT / "configs" / f"{name}.py", arg)
+    config = defaults.from_file(ROOT / "configs" / f"{name}.py", arg)
     config.patience = 5  # keep every epoch of these short runs
     config.update(overrides)
     return config
@@ -74,7 +74,7 @@ def test_evaluate_reproduces_summary(two_epochs):
 
 
 def test_a_run_older_than_new_config_keys_evaluates_and_resumes(two_epochs, tmp_path):
-    """A config.json written before keys were added to configs.base() reads them as defaults."""
+    """A config.json written before keys were added to defaults.base() reads them as defaults."""
     source, summary = two_epochs
     old = tmp_path / "old"
     shutil.copytree(source, old)

@@ -10,12 +10,13 @@ import sys
 
 import pytest
 
-from jaxdigits import configs, data, trainer, validate
+from jaxdigits import data, defaults, trainer
 from jaxdigits.data import digits, digitsum, mnist
+from jaxdigits.runtime import validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CONFIG_FILES = sorted(p.stem for p in (ROOT / "configs").glob("*.py"))
-ARGS = (None, "smoke", "pretrained", "smoke,pretrained")  # configs.args accepts each
+ARGS = (None, "smoke", "pretrained", "smoke,pretrained")  # defaults.args accepts each
 
 
 DELETE = object()
@@ -24,7 +25,7 @@ DELETE = object()
 def tree(name="part3", arg="smoke", **changes):
     """A shipped config as a dict (so that any type can go in) with changes: `data__limit` is
     config.data.limit; the value DELETE removes the key."""
-    out = configs.from_file(ROOT / "configs" / f"{name}.py", arg).to_dict()
+    out = defaults.from_file(ROOT / "configs" / f"{name}.py", arg).to_dict()
     for path, value in changes.items():
         *groups, key = path.split("__")
         node = out
@@ -73,7 +74,7 @@ def test_every_shipped_config_passes_without_reading_data(name, arg, monkeypatch
     for module, function in ((mnist, "load"), (digitsum, "generate"), (digits, "load_sklearn")):
         monkeypatch.setattr(module, function, no_data)
     monkeypatch.delenv("JAXDIGITS_DATA_DIR", raising=False)
-    config = configs.from_file(ROOT / "configs" / f"{name}.py", arg)
+    config = defaults.from_file(ROOT / "configs" / f"{name}.py", arg)
     validate.check(config)
     validate.check(config.to_dict())
 
@@ -136,10 +137,10 @@ def test_wrong_types(path, value, rule):
 
 
 def test_wrong_types_that_config_dict_lets_through():
-    config = configs.from_file(ROOT / "configs" / "part3.py", "smoke")
+    config = defaults.from_file(ROOT / "configs" / "part3.py", "smoke")
     config.batch_size = True  # ConfigDict takes a bool for an int, and None for anything
     rejects(config, "batch_size")
-    config = configs.from_file(ROOT / "configs" / "part3.py", "smoke")
+    config = defaults.from_file(ROOT / "configs" / "part3.py", "smoke")
     config.data.name = None
     rejects(config, "data.name")
 
@@ -224,7 +225,7 @@ def test_impossible_combinations(name, changes, key, numbers):
 
 def test_splits_agree_with_the_trainer():
     """check rejects a data.limit exactly where trainer._splits would, after loading."""
-    config = configs.from_file(ROOT / "configs" / "part3.py", "smoke")
+    config = defaults.from_file(ROOT / "configs" / "part3.py", "smoke")
     refused = []
     for limit in range(30, 40):  # batch 32, 10 % validation
         config.data.limit = limit
@@ -250,13 +251,13 @@ def train_cli(tmp_path, *args):
 
 
 TYPO_CONFIG = """
-from jaxdigits import configs
+from jaxdigits import defaults
 
 
 def get_config(arg=None):
-    c = configs.base(arg)
+    c = defaults.base(arg)
     c.bacth_size = 64
-    return configs.smoke(c)
+    return defaults.smoke(c)
 """
 
 

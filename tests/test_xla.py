@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from jax import lax
 
-from jaxdigits import xla
+from jaxdigits.runtime import xla
 
 DN = ("NHWC", "HWIO", "NHWC")
 

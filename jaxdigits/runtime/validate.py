@@ -3,7 +3,7 @@
 A typo in a config file (`c.bacth_size = 64`) is otherwise a new key that
 nothing reads, and a bad value fails only after the data is built and the
 step is traced, or (config.original, data.extra_tests) after training.
-The schema is what `configs.base()` and `configs.digitsum()` define: the
+The schema is what `defaults.base()` and `defaults.digitsum()` define: the
 type of a key's default is the type its value must have.
 """
 
@@ -14,8 +14,10 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import configs, data, interrupt, losses, models, originals, parallel, steps
+from jaxdigits import data, defaults, losses, models, steps
 from jaxdigits.data import digitsum, pipeline
+from jaxdigits.report import originals
+from jaxdigits.runtime import interrupt, parallel
 
 MNIST_TRAIN = 60_000  # images in MNIST train: the pool of "mnist" and a generated "mislabeled"
 NUM_DIGIT_CLASSES = 10  # labels 0..9 of the MNIST-like sets
@@ -55,18 +57,18 @@ def _flatten(tree: Mapping, groups, prefix=""):
 
 def _schema():
     """{dotted key: default} over base() and digitsum(), the groups, and the digit-sum keys."""
-    base, dsum = (f(None).to_dict() for f in (configs.base, configs.digitsum))
+    base, dsum = (f(None).to_dict() for f in (defaults.base, defaults.digitsum))
     groups = {k for k, v in {**base, **dsum}.items() if isinstance(v, Mapping)}
     flat_base, flat_dsum = dict(_flatten(base, groups)), dict(_flatten(dsum, groups))
-    defaults = {**flat_dsum, **flat_base}
-    for path, default in defaults.items():  # a non-empty default tells the element type
+    schema = {**flat_dsum, **flat_base}
+    for path, default in schema.items():  # a non-empty default tells the element type
         if isinstance(default, (tuple, list)) and not default:
-            defaults[path] = flat_base.get(path) or flat_dsum[path]
-    return defaults, groups, set(flat_dsum) - set(flat_base)
+            schema[path] = flat_base.get(path) or flat_dsum[path]
+    return schema, groups, set(flat_dsum) - set(flat_base)
 
 
 SCHEMA, GROUPS, DIGITSUM_KEYS = _schema()
-DIGITSUM_NAME = configs.digitsum(None).data.name
+DIGITSUM_NAME = defaults.digitsum(None).data.name
 
 
 def _error(path, value, rule):
@@ -96,15 +98,15 @@ def _check_keys(values: dict):
     for path in values:
         if path not in SCHEMA and path not in GROUPS and path not in EXTRA_KEYS:
             close = difflib.get_close_matches(path, [*SCHEMA, *EXTRA_KEYS], n=1)
-            hint = f"did you mean config.{close[0]}?" if close else "see configs.base()"
+            hint = f"did you mean config.{close[0]}?" if close else "see defaults.base()"
             raise ConfigError(f"config.{path}: unknown key; {hint}")
     for group in GROUPS & set(values):
         _error(group, values[group], "must be a group of keys (a ConfigDict)")
-    needs = {path: "every run needs it (see configs.base())" for path in SCHEMA}
+    needs = {path: "every run needs it (see defaults.base())" for path in SCHEMA}
     for path in DIGITSUM_KEYS:  # needed by the digit-sum data only
         needs.pop(path)
         if values.get("data.name") == DIGITSUM_NAME:
-            needs[path] = f"data.name {DIGITSUM_NAME!r} needs it (see configs.digitsum())"
+            needs[path] = f"data.name {DIGITSUM_NAME!r} needs it (see defaults.digitsum())"
     model = values.get("model")
     for path in MODEL_KEYS.get(model, {}) if isinstance(model, str) else ():
         needs[path] = f"model {model!r} needs it (see configs/)"

@@ -12,7 +12,7 @@ what to change. `estimate` adds up, in bytes:
                and one eval batch at config.eval_batch_size.
 
 Activations are read off the programs traced (jit's .trace), not compiled:
-compiling costs 10-30 s a program on a 2-core CPU. bench/memory.py checks
+compiling costs 10-30 s a program on a 2-core CPU. bench/check_memory_estimate.py checks
 them against compiled.memory_analysis(): totals within -8 % .. +15 % of
 XLA:CPU's for every config, smoke and full, loop and vmap (jax 0.10.2).
 """
@@ -25,7 +25,8 @@ import jax
 import jax.numpy as jnp
 from jax.extend import core as jcore
 
-from jaxdigits import models, steps, xla
+from jaxdigits import models, steps
+from jaxdigits.runtime import xla
 
 MB, GB = 1 << 20, 1 << 30
 MEMINFO = "/proc/meminfo"
@@ -200,10 +201,11 @@ def activations(config, num_images: int, image_hw) -> tuple[int, int]:
     on the default backend (which picks steps.seed_axis).
 
     With seeds unrolled ("loop", the CPU default), one seed's programs are traced and scaled
-    as XLA:CPU was measured to run them (bench/memory.py): every seed's step temporaries at
-    once, the new state beside the old (not in place); the seeds' eval batches share their
-    temporaries; with several seeds, each seed's params copied out of the stacked ones. With
-    seeds vmapped, the program of all seeds is traced, its new state written in place.
+    as XLA:CPU was measured to run them (bench/check_memory_estimate.py): every seed's step
+    temporaries at once, the new state beside the old (not in place); the seeds' eval
+    batches share their temporaries; with several seeds, each seed's params copied out of
+    the stacked ones. With seeds vmapped, the program of all seeds is traced, its new state
+    written in place.
     """
     looped = steps.seed_axis(config) == "loop"
     traced = config.copy_and_resolve_references()

@@ -1,8 +1,9 @@
 """Look at the mislabeled-MNIST study: the labels themselves, and what the networks learnt.
 
-    python -m jaxdigits.analysis                              # the generated set
-    python -m jaxdigits.analysis --data data/mnistTask3.zip   # a user's original set
-    python -m jaxdigits.analysis --naive ckpts/part3 --complementary ckpts/part3_complementary
+    python -m jaxdigits.report.analysis                              # the generated set
+    python -m jaxdigits.report.analysis --data data/mnistTask3.zip   # a user's original set
+    python -m jaxdigits.report.analysis \
+        --naive ckpts/part3 --complementary ckpts/part3_complementary
 
 Writes into --out (default results/analysis) analysis.md and its figures:
 the complementary-label transition matrix (true class x folder label) of
@@ -23,8 +24,10 @@ import sys
 
 import numpy as np
 
-from jaxdigits import configs, output
-from jaxdigits.analysis_markdown import (
+from jaxdigits import defaults, output
+from jaxdigits.data import mislabeled, mnist
+from jaxdigits.data.errors import DataError
+from jaxdigits.report.analysis_markdown import (
     COMPLEMENTARY_PNG,
     NAIVE_PNG,
     SAMPLES_PNG,
@@ -34,8 +37,6 @@ from jaxdigits.analysis_markdown import (
     dataset_section,
     markdown,
 )
-from jaxdigits.data import mislabeled, mnist
-from jaxdigits.data.errors import DataError
 
 MARKDOWN = "analysis.md"
 
@@ -221,7 +222,7 @@ def run_config(workdir, task: str):
 
     Checked before anything slow, so that a wrong directory fails at once.
     """
-    config = configs.load_saved(workdir)
+    config = defaults.load_saved(workdir)
     if config.data.name != "mislabeled":
         raise ValueError(f"{workdir}: trained on {config.data.name!r}, not the mislabeled set")
     if config.task != task:

@@ -14,9 +14,10 @@ import pathlib
 import shlex
 import sys
 
-from jaxdigits import originals, output
-from jaxdigits.report_figures import FIGURES, copy_confusions, link, plot_curves
-from jaxdigits.runs import ReportError, Run, collect, loss_name
+from jaxdigits import output
+from jaxdigits.report import originals
+from jaxdigits.report.figures import FIGURES, copy_confusions, link, plot_curves
+from jaxdigits.report.runs import ReportError, Run, collect, loss_name
 
 # Study A, Part 3, as reported (ORIGINAL_EXPERIMENTS.md): one GPU, batch 32, 4 epochs.
 # (label, our config that reproduces it, test acc %, val acc % vs its wrong labels, seconds)

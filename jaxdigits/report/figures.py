@@ -7,7 +7,7 @@ import shutil
 import urllib.parse
 
 from jaxdigits import output
-from jaxdigits.runs import Run, loss_name
+from jaxdigits.report.runs import Run, loss_name
 
 FIGURES = "figures"  # beside the report
 

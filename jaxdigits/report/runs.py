@@ -10,7 +10,7 @@ import json
 import pathlib
 import sys
 
-from jaxdigits import configs, output
+from jaxdigits import defaults, output
 
 
 class ReportError(Exception):
@@ -78,7 +78,7 @@ def _read_json(path: pathlib.Path) -> dict:
 def load(path: pathlib.Path) -> Run:
     """A run directory as a Run; ValueError (one line) if it is not a finished, readable run."""
     summary = _read_json(path / output.SUMMARY)
-    config = configs.with_defaults(_read_json(path / output.CONFIG))
+    config = defaults.with_defaults(_read_json(path / output.CONFIG))
     records = summary.get("per_seed") or [summary]
     if not all(isinstance(r, dict) and "test_accuracy" in r for r in records):
         raise ValueError(f"{output.SUMMARY} has no test_accuracy")

@@ -1,4 +1,4 @@
-"""The Markdown of `python -m jaxdigits.analysis`: tables of the transition matrix and of its
+"""The Markdown of `python -m jaxdigits.report.analysis`: tables of the transition matrix and of its
 uniformity, the confusion-matrix accuracies, and the explanation of the original's 0.2 %."""
 
 import numpy as np

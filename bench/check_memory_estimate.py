@@ -1,13 +1,14 @@
-"""Device memory of every training config: jaxdigits.memory's estimate against what XLA allocates.
+"""Device memory of every training config: the trainer's estimate
+(jaxdigits.runtime.memory_estimate) against what XLA allocates.
 
-    python bench/memory.py                    # every config in configs/, full size, compile only
-    python bench/memory.py --smoke            # their :smoke variants (minutes on a 2-core CPU)
-    python bench/memory.py --configs part3 digitsum_vgg
-    python bench/memory.py --smoke --seed-axis vmap   # the accelerators' seed batching, here
+    python bench/check_memory_estimate.py  # every config in configs/, full size, compile only
+    python bench/check_memory_estimate.py --smoke  # their :smoke variants (minutes on a 2-core CPU)
+    python bench/check_memory_estimate.py --configs part3 digitsum_vgg
+    python bench/check_memory_estimate.py --smoke --seed-axis vmap  # seeds batched, as on a GPU
 
-Per config: the data as the trainer builds it, memory.estimate (traced, not
+Per config: the data as the trainer builds it, memory_estimate.estimate (traced, not
 compiled), then the programs it traced compiled for real: one train step of
-all seeds (memory.train_program, the body of the trainer's epoch programs)
+all seeds (memory_estimate.train_program, the body of the trainer's epoch programs)
 and the eval program; compiled.memory_analysis() gives their argument,
 output, alias, temp and generated-code bytes. "XLA total" is the resident
 data and state (exact: tests/test_memory.py) plus the larger program's temp
@@ -38,8 +39,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxdigits import configs, data, memory, output, steps  # noqa: E402
+from jaxdigits import data, defaults, output, steps  # noqa: E402
 from jaxdigits.data import pipeline  # noqa: E402
+from jaxdigits.runtime import memory_estimate  # noqa: E402
 
 SCHEMA = 1
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy")
@@ -88,7 +90,7 @@ def device_peak(cfg, model, tx, ds, n_steps: int) -> int | None:
     images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
     splits = [pipeline.split_indices(len(ds.labels), cfg.data.val_fraction, s) for s in cfg.seeds]
     train_idx, val_idx = (np.stack(x) for x in zip(*splits, strict=True))
-    state = memory.initial_state(cfg, model, tx)
+    state = memory_estimate.initial_state(cfg, model, tx)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in cfg.seeds])
     active = jnp.ones((len(cfg.seeds),), bool)
     part = train_idx[:, : n_steps * cfg.batch_size]
@@ -102,21 +104,21 @@ def device_peak(cfg, model, tx, ds, n_steps: int) -> int | None:
 
 def measure(name: str, smoke: bool, n_steps: int, seed_axis: str = "auto") -> dict:
     """One config's row: the estimate, the compiled programs' analysis, the device's peak."""
-    cfg = configs.from_file(ROOT / "configs" / f"{name}.py", "smoke" if smoke else None)
+    cfg = defaults.from_file(ROOT / "configs" / f"{name}.py", "smoke" if smoke else None)
     cfg.seed_axis = seed_axis
     ds = data.build(cfg.data)
     n, hw = len(ds.labels), ds.images.shape[1:]
     t0 = time.perf_counter()
-    est = memory.estimate(cfg, n, len(ds.test_labels), hw, ds.test_images.shape[1:])
+    est = memory_estimate.estimate(cfg, n, len(ds.test_labels), hw, ds.test_images.shape[1:])
     row = {"config": name, "smoke": smoke, "model": cfg.model, "seeds": len(cfg.seeds)}
     row.update(batch_size=cfg.batch_size, eval_batch_size=cfg.eval_batch_size)
     row.update(seed_axis=steps.seed_axis(cfg), images=n, image_hw=list(hw))
     row.update(estimate=est, estimate_s=time.perf_counter() - t0)
-    model, tx = memory.parts(cfg, n)
-    state = memory.state_shapes(cfg, model, tx)
-    train_args, eval_args = memory.program_args(cfg, state, n, hw)
+    model, tx = memory_estimate.parts(cfg, n)
+    state = memory_estimate.state_shapes(cfg, model, tx)
+    train_args, eval_args = memory_estimate.program_args(cfg, state, n, hw)
     programs = {
-        "train": (memory.train_program(model, tx, cfg), train_args),
+        "train": (memory_estimate.train_program(model, tx, cfg), train_args),
         "eval": (steps.make_eval_batch(model, cfg), eval_args),
     }
     for key, (fn, args) in programs.items():
@@ -129,7 +131,7 @@ def measure(name: str, smoke: bool, n_steps: int, seed_axis: str = "auto") -> di
         row["xla_activations"] = max(extra)
         row["xla_total"] = est["data"] + est["state"] + max(extra)
     row["device_peak"] = device_peak(cfg, model, tx, ds, n_steps)
-    row["available"] = memory.available_bytes()
+    row["available"] = memory_estimate.available_bytes()
     return row
 
 
@@ -151,7 +153,7 @@ def run_child(name: str, args) -> dict:
 
 
 def _mb(n) -> str:
-    return "—" if n is None else f"{n / memory.MB:,.1f}"
+    return "—" if n is None else f"{n / memory_estimate.MB:,.1f}"
 
 
 def markdown(results: dict) -> str:
@@ -161,7 +163,8 @@ def markdown(results: dict) -> str:
         f"# Device memory per config: {env['device']} ({env['date']})",
         "",
         f"{versions}; backend {env['platform']}. MB = 2^20 bytes. Estimate: "
-        "jaxdigits.memory.estimate, traced, not compiled (data + state + activations, the "
+        "jaxdigits.runtime.memory_estimate.estimate, traced, not compiled "
+        "(data + state + activations, the "
         "larger of a train step and an eval batch). XLA: compiled.memory_analysis() of the "
         "same train step and eval programs; XLA total = data + state + the larger program's "
         "temp and non-aliased output. Device peak: peak_bytes_in_use after a few steps of the "

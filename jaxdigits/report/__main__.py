@@ -1,0 +1,5 @@
+"""python -m jaxdigits.report: see build.py."""
+
+from jaxdigits.report import build
+
+build.main()
