@@ -9,6 +9,12 @@ Where: $JAXDIGITS_COMPILATION_CACHE, else JAX's own $JAX_COMPILATION_CACHE_DIR, 
 $XDG_CACHE_HOME/jaxdigits/jax (~/.cache/jaxdigits/jax). The value "off" (or "none", "0",
 "false") turns it off. The folder is kept under MAX_BYTES: JAX deletes the entries read
 longest ago beyond that.
+
+JAX writes an entry as two files, the program (`KEY-cache`) and then its last-read time
+(`KEY-atime`). A process killed between the two leaves a program without its time, and
+from then on every write to the folder fails (JAX reads every entry's time to decide what
+to evict) with one warning per program: the cache silently stops growing. `setup` deletes
+such entries first.
 """
 
 import os
@@ -51,11 +57,25 @@ def setup(path: str | None = None) -> pathlib.Path | None:
         print(f"warning: no compilation cache ({folder}: {e.strerror}); set {ENV}=DIR or off")
         jax.config.update("jax_compilation_cache_dir", None)
         return None
+    drop_unfinished(folder)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return folder
+
+
+def drop_unfinished(folder: pathlib.Path) -> int:
+    """Deletes the entries whose writer died before their time file; returns how many."""
+    dropped = 0
+    for program in folder.glob("*-cache"):
+        if not program.with_name(program.name.removesuffix("-cache") + "-atime").exists():
+            try:
+                program.unlink()
+                dropped += 1
+            except FileNotFoundError:  # another process got there first
+                pass
+    return dropped
 
 
 def define_flag():
