@@ -1,12 +1,14 @@
 """The results report: fake run directories (made-up but well-formed numbers), no training."""
 
+import json
 import pathlib
 import shutil
 
 import pytest
 
 from jaxdigits import defaults, output
-from jaxdigits.report import build, figures
+from jaxdigits.report import build, figures, tables
+from jaxdigits.report.runs import collect, collect_all, keep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEVICE = "Intel(R) Xeon(R) Processor @ 2.80GHz, 2 cores"
@@ -109,7 +111,7 @@ def rows_of(text, first_cell):
 
 
 def test_collect_reads_every_finished_run(runs_dir):
-    runs = build.collect(runs_dir)
+    runs = collect(runs_dir)
     assert [r.name for r in runs] == [
         "digitsum_columns",
         "digitsum_regressor",
@@ -126,17 +128,17 @@ def test_collect_reads_every_finished_run(runs_dir):
 
 
 def test_cells():
-    assert build.percent_cell([99.12]) == "99.12 %"
-    assert build.percent_cell([13.24, 12.38, 12.17]) == "12.60 % (13.24 / 12.38 / 12.17)"
-    assert build.percent_cell(None) == "—"
-    assert build.duration(42.4) == "42 s"
-    assert build.duration(3224) == "53 min 44 s"
-    assert build.duration(2 * 3600 + 125) == "2 h 2 min"
-    assert build.duration(None) == "—"
+    assert tables.percent_cell([99.12]) == "99.12 %"
+    assert tables.percent_cell([13.24, 12.38, 12.17]) == "12.60 % (13.24 / 12.38 / 12.17)"
+    assert tables.percent_cell(None) == "—"
+    assert tables.duration(42.4) == "42 s"
+    assert tables.duration(3224) == "53 min 44 s"
+    assert tables.duration(2 * 3600 + 125) == "2 h 2 min"
+    assert tables.duration(None) == "—"
 
 
 def test_headline_rows(runs_dir):
-    text = build.headline(build.collect(runs_dir))
+    text = tables.headline(collect(runs_dir))
     # the originals, from ORIGINAL_EXPERIMENTS.md and originals.DIGITSUM
     assert "| Mislabeled MNIST | *original*, scratch | — | — | 0.20 % | 11.55 % |" in text
     assert "6 min 57 s" in text
@@ -159,37 +161,40 @@ def test_headline_rows(runs_dir):
     assert "12.60 % (13.24 / 12.38 / 12.17)" in regressor and "53 min 44 s" in regressor
     # originals with no reproduction here are listed, not dropped
     not_run = [ln for ln in text.splitlines() if "| not run |" in ln]
-    assert len(not_run) == 3  # Part 3 from Part 1, the CNN classifier, the VGG regressor
+    assert len(not_run) == 2  # Part 3 from Part 1, the CNN classifier
     assert any("configs/part3.py:pretrained" in ln for ln in not_run)
-    assert any("configs/digitsum_vgg.py" in ln for ln in not_run)
+    assert any("configs/digitsum_classifier.py" in ln for ln in not_run)
+    # the VGG regressor cannot run without ImageNet weights: its row says so
+    (vgg,) = [ln for ln in text.splitlines() if "| ours, faithful VGG regressor |" in ln]
+    assert "| needs the ImageNet VGG11 weights |" in vgg and "--config.vgg_weights=" in vgg
 
 
 def test_config_cell_falls_back_to_the_config_without_a_command(tmp_path):
     fake_run(tmp_path, "old", "part3.py", [record(0.002)], command=False)
-    (run,) = build.collect(tmp_path)
-    assert build.config_cell(run) == "five_conv, classify, mislabeled (no command recorded)"
-    assert "no command recorded" in build.commands([run])
+    (run,) = collect(tmp_path)
+    assert tables.config_cell(run) == "five_conv, classify, mislabeled (no command recorded)"
+    assert "no command recorded" in tables.commands([run])
     run.summary["command"] = (
         "python -m jaxdigits.train --config=configs/part2.py --workdir=x --config.num_epochs=6"
     )
-    assert build.config_cell(run) == "`configs/part2.py --config.num_epochs=6`"
+    assert tables.config_cell(run) == "`configs/part2.py --config.num_epochs=6`"
 
 
 def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path):
-    runs = build.collect(runs_dir)
-    groups = {g: [r for r in runs if r.group == g] for g in build.GROUPS}
-    mislabeled = build.mislabeled_table(groups["mislabeled"])
+    runs = collect(runs_dir)
+    groups = {g: [r for r in runs if r.group == g] for g in tables.GROUPS}
+    mislabeled = tables.mislabeled_table(groups["mislabeled"])
     assert "test acc (argmin)" in mislabeled
     (row,) = rows_of(mislabeled, "part3")
     assert row.startswith("| part3 | 0 | 0.11 % | 81.23 % | 11.42 % | 0.21 % | 80.00 % | 3 | 2 |")
     assert "| *original*, scratch | — | 0.20 % | — | 11.55 % |" in mislabeled
 
-    complementary = build.complementary_table(groups["complementary"])
+    complementary = tables.complementary_table(groups["complementary"])
     seeds = rows_of(complementary, "part3_complementary_cnn")
     assert [ln.split(" | ")[1] for ln in seeds] == ["0", "10", "42"]
     assert "| 99.04 % | 99.14 % |" in seeds[1]  # last and best params of seed 10
 
-    digitsum = build.digitsum_table(groups["digitsum"])
+    digitsum = tables.digitsum_table(groups["digitsum"])
     for spec in ("anywhere-4", "anywhere-3", "anywhere-5"):
         assert f"test acc, {spec}" in digitsum
     (columns,) = rows_of(digitsum, "digitsum_columns")
@@ -202,15 +207,18 @@ def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path
     old = tmp_path / "old"
     fake_run(old, "part3", "part3.py", [record(0.002)])
     fake_run(old, "digitsum_classifier", "digitsum_classifier.py", [record(0.1)] * 3)
-    old_runs = build.collect(old)
-    assert "argmin" not in build.mislabeled_table([old_runs[1]])
-    assert "anywhere" not in build.digitsum_table([old_runs[0]])
-    assert "argmin" not in build.headline(old_runs)
+    old_runs = collect(old)
+    assert "argmin" not in tables.mislabeled_table([old_runs[1]])
+    assert "anywhere" not in tables.digitsum_table([old_runs[0]])
+    assert "argmin" not in tables.headline(old_runs)
 
 
 def test_write_report_with_figures(runs_dir, tmp_path):
     out = tmp_path / "results" / "REPORT.md"
-    build.main(["--runs", str(runs_dir), "--out", str(out)])
+    build.main(
+        ["--kept", str(tmp_path / "kept"), "--runs", str(runs_dir), "--out", str(out)]
+        + ["--readme", ""]
+    )
     text = out.read_text()
     figures = out.parent / build.FIGURES
     for group in ("mislabeled", "complementary", "digitsum"):
@@ -218,9 +226,9 @@ def test_write_report_with_figures(runs_dir, tmp_path):
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert f"](figures/curves_{group}.png)" in text
     assert not (figures / "curves_other.png").exists()  # no such runs
-    # each run's confusion matrix, copied beside the report and linked relatively
-    assert (figures / "confusion_part3.png").read_bytes() == b"\x89PNG fake"
-    assert "[part3](figures/confusion_part3.png)" in text
+    # each run's confusion matrix, linked relatively where it is
+    assert "[part3](../ckpts/part3/confusion_test.png)" in text
+    assert not list(figures.glob("confusion_*"))
     # a command line per run
     assert (
         "- `digitsum_regressor` (seeds 0, 10, 42, jax 0.10.2): `python -m jaxdigits.train "
@@ -230,7 +238,7 @@ def test_write_report_with_figures(runs_dir, tmp_path):
 
 
 def test_curves_follow_each_seeds_active_epochs(runs_dir):
-    (run,) = [r for r in build.collect(runs_dir) if r.name == "digitsum_regressor"]
+    (run,) = [r for r in collect(runs_dir) if r.name == "digitsum_regressor"]
     losses = figures.curves(run, "val_loss")
     assert [epochs for epochs, _ in losses] == [[1, 2, 3], [1, 2, 3], [1, 2]]
     assert losses[1][1] == pytest.approx([2.51, 1.26, 2.5 / 3 + 0.01])
@@ -242,7 +250,10 @@ def test_corrupt_or_unfinished_runs_are_skipped_with_a_warning(runs_dir, tmp_pat
     (runs_dir / "training" / output.SUMMARY).unlink()  # still training
     (runs_dir / "notes.txt").write_text("not a run")
     out = tmp_path / "REPORT.md"
-    build.main(["--runs", str(runs_dir), "--out", str(out)])
+    build.main(
+        ["--kept", str(tmp_path / "kept"), "--runs", str(runs_dir), "--out", str(out)]
+        + ["--readme", ""]
+    )
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2
     assert err[0].startswith(f"warning: skipped {runs_dir / 'part3'}: summary.json is unreadable")
@@ -253,14 +264,87 @@ def test_corrupt_or_unfinished_runs_are_skipped_with_a_warning(runs_dir, tmp_pat
 
 def test_no_runs_still_gives_the_originals(tmp_path):
     (tmp_path / "ckpts").mkdir()
-    text = build.render(build.collect(tmp_path / "ckpts"), tmp_path)
+    text = build.render(collect(tmp_path / "ckpts"), tmp_path)
     assert "*original*, scratch" in text and "No finished runs were found." in text
 
 
-def test_missing_runs_dir_is_one_line_error(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exc:
-        build.main(["--runs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "R.md")])
-    assert exc.value.code == f"error: {tmp_path / 'nowhere'}: no such directory " + (
-        "(pass --runs DIR of run directories)"
+def test_kept_runs_outlive_their_run_directories(runs_dir, tmp_path, capsys):
+    """--keep copies a run's small files (no checkpoints) into --kept; the report built from
+    the kept copies alone is the report of the run directories, and --check says so."""
+    (runs_dir / "part3" / "checkpoints").mkdir()
+    (runs_dir / "part3" / "checkpoints" / "state").write_bytes(b"big")
+    kept, out, readme = (
+        tmp_path / "results" / "runs",
+        tmp_path / "results" / "R.md",
+        tmp_path / "README.md",
     )
+    readme.write_text(f"# x\n\n{build.README_BEGIN}\nold table\n{build.README_END}\n\nafter\n")
+    args = ["--kept", str(kept), "--out", str(out), "--readme", str(readme)]
+    build.main([*args, "--runs", str(runs_dir)])
+    direct, direct_readme = out.read_text(), readme.read_text()
+    assert "old table" not in direct_readme and direct_readme.endswith("\nafter\n")
+    assert tables.headline(collect(runs_dir)) + "\n" in direct_readme
+
+    keep_args = [a for d in sorted(runs_dir.iterdir()) if d.is_dir() for a in ("--keep", str(d))]
+    build.main([*args, "--runs", str(tmp_path / "none"), *keep_args])
+    assert sorted(p.name for p in kept.iterdir()) == sorted(p.name for p in runs_dir.iterdir())
+    assert sorted(p.name for p in (kept / "part3").iterdir()) == [
+        output.CONFIG,
+        output.CONFUSION,
+        output.METRICS,
+        output.SUMMARY,
+    ]
+    text = out.read_text()
+    assert text == direct.replace("../ckpts/", "runs/")  # the figures link to the kept copies
+    assert readme.read_text() == direct_readme
+    capsys.readouterr()
+    build.main([*args, "--runs", str(tmp_path / "none"), "--check"])
+    assert capsys.readouterr().out.startswith("up to date")
+
+    # a run directory with another summary under a kept name is not shown, and named
+    summary = json.loads((runs_dir / "part3" / output.SUMMARY).read_text())
+    summary["test_accuracy"] = 0.5
+    (runs_dir / "part3" / output.SUMMARY).write_text(json.dumps(summary))
+    shown = collect_all(kept, runs_dir)
+    assert [r.path for r in shown if r.name == "part3"] == [kept / "part3"]
+    assert "--keep" in capsys.readouterr().err
+    # a stale README or report: --check fails with one line and writes nothing
+    readme.write_text(readme.read_text().replace("0.11 %", "0.12 %"))
+    before = readme.read_text()
+    with pytest.raises(SystemExit) as exc:
+        build.main([*args, "--runs", str(tmp_path / "none"), "--check"])
+    assert exc.value.code == f"error: {readme} out of date: run python -m jaxdigits.report"
+    assert readme.read_text() == before
+
+
+def test_keep_refuses_an_unfinished_run_and_leaves_the_old_copy(runs_dir, tmp_path):
+    kept = tmp_path / "kept"
+    keep(runs_dir / "part3", kept)
+    (runs_dir / "part3" / output.SUMMARY).unlink()
+    with pytest.raises(build.ReportError, match="part3: cannot keep it: no summary.json"):
+        keep(runs_dir / "part3", kept)
+    assert (kept / "part3" / output.SUMMARY).is_file()
+
+
+def test_readme_without_the_headline_block_is_one_line_error(runs_dir, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# a readme with no table\n")
+    args = ["--kept", str(tmp_path / "kept"), "--runs", str(runs_dir)]
+    args += ["--out", str(tmp_path / "R.md"), "--readme", str(readme)]
+    with pytest.raises(SystemExit) as exc:
+        build.main(args)
+    assert exc.value.code.startswith(f"error: {readme}: no headline block")
+    assert readme.read_text() == "# a readme with no table\n"
     assert not (tmp_path / "R.md").exists()
+    with pytest.raises(SystemExit) as exc:
+        build.main(args[:-1] + [str(tmp_path / "missing.md")])
+    assert exc.value.code.startswith(f"error: {tmp_path / 'missing.md'}: no such file")
+
+
+def test_committed_report_and_readme_are_current():
+    """results/REPORT.md and README.md's headline are what the kept runs give today."""
+    texts, _ = build.build(
+        ROOT / "results" / "runs", None, ROOT / "results" / "REPORT.md", ROOT / "README.md"
+    )
+    for path, text in texts.items():
+        assert path.read_text() == text, f"{path} is stale: run python -m jaxdigits.report"

@@ -1,9 +1,8 @@
-"""The report's figures: learning curves from metrics.jsonl, and each run's confusion
-matrix copied beside the report (links in it are relative)."""
+"""The report's figures: learning curves from metrics.jsonl, and links to each run's
+confusion matrix (relative to the report)."""
 
 import os
 import pathlib
-import shutil
 import urllib.parse
 
 from jaxdigits import output
@@ -67,16 +66,10 @@ def link(path: pathlib.Path, base: pathlib.Path) -> str:
     return urllib.parse.quote(pathlib.Path(os.path.relpath(path, base)).as_posix())
 
 
-def copy_confusions(runs: list[Run], out_dir: pathlib.Path) -> list[str]:
-    """Each run's confusion_test.png copied beside the report (run directories are not
-    committed), as Markdown links."""
-    links = []
-    for run in runs:
-        source = run.path / output.CONFUSION
-        if not source.is_file():
-            continue
-        target = out_dir / FIGURES / f"confusion_{run.name}.png"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        links.append(f"[{run.name}]({link(target, out_dir)})")
-    return links
+def confusion_links(runs: list[Run], out_dir: pathlib.Path) -> list[str]:
+    """Markdown links, relative to out_dir, to each run's confusion_test.png."""
+    return [
+        f"[{run.name}]({link(run.path / output.CONFUSION, out_dir)})"
+        for run in runs
+        if (run.path / output.CONFUSION).is_file()
+    ]

@@ -1,13 +1,16 @@
-"""The finished run directories under a folder, read for the report.
+"""The finished runs the report shows: kept ones (results/runs/) and new run directories.
 
-A run directory (written by jaxdigits.trainer) holds config.json,
-summary.json and metrics.jsonl; `collect` reads every finished one and
-lists the others on stderr.
+A run directory (written by jaxdigits.trainer) holds config.json, summary.json,
+metrics.jsonl, tables.md, confusion_test.png and its checkpoints; `keep` copies all but
+the checkpoints into results/runs/<name>/, which is committed, so that the report and
+its figures outlive the run directory. `collect` reads every finished run under a
+folder and lists the others on stderr.
 """
 
 import dataclasses
 import json
 import pathlib
+import shutil
 import sys
 
 from jaxdigits import defaults, output
@@ -106,6 +109,57 @@ def collect(runs_dir) -> list[Run]:
         except ValueError as e:
             print(f"warning: skipped {path}: {e}", file=sys.stderr)
     return runs
+
+
+KEPT_FILES = (output.CONFIG, output.SUMMARY, output.METRICS, output.TABLES, output.CONFUSION)
+
+
+def keep(run_dir, kept_dir) -> pathlib.Path:
+    """Copies a finished run's small files (KEPT_FILES) into kept_dir/<its name>, replacing
+    an older copy whole: a copy that fails half-way leaves the older one as it was."""
+    run_dir = pathlib.Path(run_dir)
+    try:
+        load(run_dir)
+    except ValueError as e:
+        raise ReportError(f"{run_dir}: cannot keep it: {e}") from None
+    target = pathlib.Path(kept_dir) / run_dir.resolve().name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for name in KEPT_FILES:
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, staging / name)
+    if target.exists():
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old)
+    else:
+        staging.rename(target)
+    return target
+
+
+def collect_all(kept_dir, runs_dir) -> list[Run]:
+    """The kept runs, and the finished runs under runs_dir not kept under the same name, by
+    name. A missing folder holds no runs; a run directory that a kept copy of another
+    summary hides is named on stderr (keep it to show it)."""
+    kept = collect(kept_dir) if pathlib.Path(kept_dir).is_dir() else []
+    names = {r.name: r for r in kept}
+    new = []
+    if runs_dir is not None and pathlib.Path(runs_dir).is_dir():
+        for run in collect(runs_dir):
+            shown = names.get(run.name)
+            if shown is None:
+                new.append(run)
+            elif shown.summary != run.summary:
+                print(
+                    f"note: {run.path} not shown: {shown.path} is (--keep {run.path} "
+                    "to show it instead)",
+                    file=sys.stderr,
+                )
+    return sorted(kept + new, key=lambda r: r.name)
 
 
 def loss_name(config: dict) -> str:
