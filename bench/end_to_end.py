@@ -257,7 +257,8 @@ def _lightning_module(pl, model, cfg):
         def __init__(self):
             super().__init__()
             self.model = model
-            weights = torch.tensor(cfg.class_weights) if cfg.class_weights else None
+            weights = cfg.loss.class_weights
+            weights = torch.tensor(weights) if weights else None
             self.register_buffer("class_weights", weights)  # moves with the module
 
         def training_step(self, batch, _):

@@ -78,7 +78,8 @@ def loss_fn(cfg, dev):
     """The config's training loss, as the originals computed it."""
     if cfg.task == "regress":
         return lambda out, y: F.mse_loss(out.squeeze(1), y)
-    weight = torch.tensor(cfg.class_weights, device=dev) if cfg.class_weights else None
+    weights = cfg.loss.class_weights
+    weight = torch.tensor(weights, device=dev) if weights else None
     return lambda out, y: F.cross_entropy(out, y, weight=weight)
 
 

@@ -13,7 +13,7 @@ from jaxdigits import defaults
 
 def get_config(arg=None):
     given = defaults.args(arg)
-    c = defaults.base(arg)
+    c = defaults.mislabeled(arg)
     c.data.name = "digits"
     c.data.val_fraction = 0.15
     c.data.mean, c.data.std = defaults.PHOTO_NORM

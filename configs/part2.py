@@ -8,7 +8,7 @@ from jaxdigits import defaults
 
 def get_config(arg=None):
     given = defaults.args(arg)
-    c = defaults.base(arg)
+    c = defaults.mislabeled(arg)
     c.data.name = "mnist"
     if "pretrained" in given:
         c.init = "ckpts/part1"

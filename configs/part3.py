@@ -13,9 +13,10 @@ from jaxdigits import defaults
 
 def get_config(arg=None):
     given = defaults.args(arg)
-    c = defaults.base(arg)
+    c = defaults.mislabeled(arg)
     c.data.name = "mislabeled"
     c.data.mean, c.data.std = defaults.MISLABELED_NORM
+    c.decodes = ("argmax", "argmin")  # the least likely class is the true one (docs/beyond.md)
     if "pretrained" in given:
         c.init = "ckpts/part1"
         c.patience = 3

@@ -18,14 +18,14 @@ from jaxdigits import defaults
 
 def get_config(arg=None):
     given = defaults.args(arg)
-    c = defaults.base(arg)
+    c = defaults.mislabeled(arg)
     c.model = "mnist_cnn"
     c.task = "complementary"
-    c.complementary_loss = "forward"
-    c.selftrain_threshold = 0.95
-    c.selftrain_weight = 1.0
+    c.loss.complementary = "forward"
+    c.loss.selftrain_threshold = 0.95
+    c.loss.selftrain_weight = 1.0
     c.seeds = (0, 10, 42)
-    c.class_weights = ()
+    c.loss.class_weights = ()
     c.batch_size = 128
     c.learning_rate = 2e-3
     c.weight_decay = 0.0

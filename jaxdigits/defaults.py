@@ -1,8 +1,8 @@
 """Settings shared by the experiment configs in configs/.
 
-Each config file calls `base()` (the mislabeled-MNIST study) or
-`digitsum()` (the digit-sum study) and changes what its experiment
-changed. The arg after the colon (`configs/part3.py:smoke`, `:pretrained`,
+Each config file starts from its study's defaults, `mislabeled()` (the
+mislabeled-MNIST study) or `digitsum()` (the digit-sum study), and changes
+what its experiment changed. The arg after the colon (`configs/part3.py:smoke`, `:pretrained`,
 or both, comma-separated) selects variants.
 """
 
@@ -12,7 +12,7 @@ import pathlib
 
 import ml_collections
 
-from jaxdigits import output
+from jaxdigits import data, output
 
 # Normalisation constants of the original, on the 0..255 pixel scale.
 MNIST_TEST_NORM = (0.1362 * 255, 0.2893 * 255)
@@ -20,14 +20,11 @@ MISLABELED_NORM = (34.33, 75.80)
 PHOTO_NORM = (0.0583 * 255, 0.2322 * 255)
 
 
-def base(arg: str | None) -> ml_collections.ConfigDict:
+def _shared() -> ml_collections.ConfigDict:
+    """The keys every run has, at the values both studies share."""
     c = ml_collections.ConfigDict()
-    c.model = "five_conv"
+    c.model = ""
     c.task = "classify"  # or "regress", "complementary": see losses.py
-    c.complementary_loss = "forward"  # task "complementary": forward, ure, nn or ga
-    c.selftrain_threshold = 0.0  # > 0: add losses.self_training above this confidence
-    c.selftrain_weight = 1.0
-    c.expected_mse_weight = 0.0  # task "classify": add losses.expected_mse times this
     c.num_classes = 10  # network outputs (1 for a regressor)
     c.seeds = (0,)
     c.init = ""  # a run directory whose best params initialise this run
@@ -36,26 +33,33 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     c.learning_rate = 1e-3
     c.lr_schedule = "constant"  # or "cosine": to 0 over num_epochs (a larger one on resume
     # stretches the cosine from the step reached)
-    c.weight_decay = 1e-4  # torch Adam's L2 term, added to the gradient
-    c.class_weights = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)  # "tricky" 0, 1, 5
-    c.num_epochs = 30  # an upper bound: early stopping ends the runs
-    c.patience = 1
+    c.weight_decay = 0.0  # torch Adam's L2 term, added to the gradient
+    c.num_epochs = 15
+    c.patience = 0  # epochs without a better validation loss before stopping; 0: never
     c.steps_per_call = 0  # 0 auto, -1 whole epoch per call, N > 0 N steps; see steps.py
     c.seed_axis = "auto"  # vmap or loop over seeds in the one program; see steps.seed_axis
     c.eval_train_split = False  # also report eval-mode accuracy on the training split
+    c.decodes = ("argmax",)  # how test predictions are read: "argmax", "argmin" (one column each)
     c.original = ""  # a key of originals.DIGITSUM: print the original's tables beside ours
     c.nonfinite = "stop"  # a NaN/inf loss stops the run; "skip" leaves such steps undone
     c.parallel = "none"  # "data": the batch sharded over every device (all processes)
     c.compute_dtype = "float32"  # or "bfloat16": forward and backward in bf16, float32
     # master params and Adam (mixed precision; float32 is the originals' setting)
 
+    c.loss = loss = ml_collections.ConfigDict()  # the task's loss and the terms added to it
+    loss.class_weights = ()  # task "classify": per-class weights of the cross-entropy
+    loss.complementary = "forward"  # task "complementary": forward, ure, nn or ga
+    loss.selftrain_threshold = 0.0  # > 0: add losses.self_training above this confidence
+    loss.selftrain_weight = 1.0
+    loss.expected_mse_weight = 0.0  # task "classify": add losses.expected_mse times this
+
     c.data = d = ml_collections.ConfigDict()
-    d.name = "mnist"
+    d.name = ""
     d.path = ""  # the original's files, when a user has them
     d.mnist_dir = ""  # default: $JAXDIGITS_DATA_DIR
     d.label_seed = 0
     d.val_fraction = 0.1
-    d.image_size = (90, 120)
+    d.image_size = (28, 28)
     d.mean, d.std = MNIST_TEST_NORM
     d.test_mean, d.test_std = MNIST_TEST_NORM
     d.limit = 0  # train on a fixed random subset of N pool images (0: all)
@@ -68,31 +72,42 @@ def base(arg: str | None) -> ml_collections.ConfigDict:
     return c
 
 
-def digitsum(arg: str | None) -> ml_collections.ConfigDict:
-    """The digit-sum study: Adam 1e-3, batch 64, 15 epochs, no early stopping, 3 seeds."""
-    c = base(arg)
+def mislabeled(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The mislabeled-MNIST study (Parts 1-3): 5conv1fc at 90x120, Adam 1e-3 with L2 1e-4,
+    batch 32, class weights 2 on the "tricky" 0, 1 and 5, early stopping (patience 1)."""
+    c = _shared()
+    c.model = "five_conv"
+    c.weight_decay = 1e-4
+    c.loss.class_weights = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)
+    c.num_epochs = 30  # an upper bound: early stopping ends the runs
+    c.patience = 1
+    c.data.name = "mnist"
+    c.data.image_size = (90, 120)
+    return c
+
+
+def digitsum(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The digit-sum study: the CNN regressor, Adam 1e-3, batch 64, 15 epochs, no early
+    stopping, seeds 0, 10 and 42, on 30,000 canvases of 40x168 (pixels / 255)."""
+    c = _shared()
     c.model = "sum_cnn"
     c.task = "regress"
     c.num_classes = 1
     c.seeds = (0, 10, 42)
     c.batch_size = 64
-    c.weight_decay = 0.0
-    c.class_weights = ()
-    c.num_epochs = 15
-    c.patience = 0  # none: the original trained 15 epochs
     c.eval_train_split = True
 
     d = c.data
     d.name = "digitsum"
-    d.size = 30_000  # generated pool, as the original's three files
-    d.test_size = 10_000  # canvases of MNIST test digits
-    d.generator_seed = 0  # the data is fixed; training seeds only split and shuffle it
+    d.update(data.spec("digitsum").config_keys)  # the pool's and the test sets' sizes, seed
     d.val_fraction = 0.2
     d.image_size = (40, 168)
     d.mean, d.std = 0.0, 255.0  # pixels / 255, nothing else
     d.test_mean, d.test_std = 0.0, 255.0
-    d.extra_tests = ()  # e.g. ("anywhere-4", "anywhere-5"): see data.extra_tests
     return c
+
+
+STUDIES = {"mislabeled": mislabeled, "digitsum": digitsum}
 
 
 def args(arg: str | None) -> set[str]:
@@ -128,12 +143,37 @@ def from_file(path, arg: str | None = None) -> ml_collections.ConfigDict:
 # Keys that earlier versions wrote and nothing reads any more ("progress_every": the epoch
 # programs no longer call back to the host; progress is reported between calls).
 RETIRED = ("progress_every",)
+# Keys that earlier versions wrote under another name: old -> new (dotted).
+MOVED = {
+    "class_weights": "loss.class_weights",
+    "complementary_loss": "loss.complementary",
+    "selftrain_threshold": "loss.selftrain_threshold",
+    "selftrain_weight": "loss.selftrain_weight",
+    "expected_mse_weight": "loss.expected_mse_weight",
+}
+
+
+def _upgrade(saved: dict) -> dict:
+    """A config.json of an earlier version in today's names: RETIRED keys dropped, MOVED
+    ones moved, and `decodes` as the trainer then chose it (argmin too for cross-entropy on
+    the mislabeled set)."""
+    saved = {k: v for k, v in saved.items() if k not in RETIRED}
+    for old, new in MOVED.items():
+        if old in saved:
+            group, key = new.split(".")
+            saved.setdefault(group, {}).setdefault(key, saved.pop(old))
+    if "decodes" not in saved:
+        naive = (
+            saved.get("task") == "classify" and saved.get("data", {}).get("name") == "mislabeled"
+        )
+        saved["decodes"] = ["argmax", "argmin"] if naive else ["argmax"]
+    return saved
 
 
 def with_defaults(saved: dict) -> dict:
-    """A saved config.json, with keys added to `base()` since it was written at their
-    defaults, and RETIRED keys dropped."""
-    saved = {k: v for k, v in saved.items() if k not in RETIRED}
+    """A saved config.json in today's names (_upgrade), with keys added since it was
+    written at their defaults (those of its study: digit sums or mislabeled MNIST)."""
+    saved = _upgrade(saved)
 
     def merge(defaults, given):
         out = dict(defaults)
@@ -141,7 +181,8 @@ def with_defaults(saved: dict) -> dict:
             out[k] = merge(defaults[k], v) if isinstance(defaults.get(k), dict) else v
         return out
 
-    return merge(json.loads(base(None).to_json()), saved)
+    study = "digitsum" if saved.get("data", {}).get("name") == "digitsum" else "mislabeled"
+    return merge(json.loads(STUDIES[study]().to_json()), saved)
 
 
 def load_saved(workdir) -> ml_collections.ConfigDict:

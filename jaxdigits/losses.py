@@ -4,7 +4,7 @@ A config's `task` says what the network's outputs mean and what its labels
 are: "classify" (logits; cross-entropy, argmax), "regress" (one number; MSE
 against the label, prediction rounded to the nearest integer) or
 "complementary" (logits of the true class, trained on labels that name a
-class each image is NOT; `config.complementary_loss` picks the loss below,
+class each image is NOT; `config.loss.complementary` picks the loss below,
 prediction the argmax).
 """
 
@@ -14,6 +14,7 @@ import optax
 
 TASKS = ("classify", "regress", "complementary")
 COMPLEMENTARY_LOSSES = ("forward", "ure", "nn", "ga")
+DECODES = ("argmax", "argmin")  # how a classifier's outputs are read (predictions)
 
 
 def cross_entropy(logits, labels, class_weights=None, mask=None):
@@ -125,7 +126,7 @@ def self_training(logits, comp_labels, threshold, mask=None):
 
 
 def complementary(logits, comp_labels, name="forward", mask=None):
-    """The complementary loss named by config.complementary_loss."""
+    """The complementary loss named by config.loss.complementary."""
     if name == "forward":
         return complementary_forward(logits, comp_labels, mask)
     if name in ("ure", "nn", "ga"):

@@ -6,7 +6,7 @@ accelerators, calls of a few steps on the CPU, each a point where a run
 can stop and resume) and vmaps it over the seed axis, so several seeds
 train in one program; `make_train_epoch` runs all the calls of an epoch.
 Per-seed state is a pytree whose leaves have a leading seed axis. Frozen
-param subtrees (models.FROZEN: the VGG regressor's ImageNet features) are
+param subtrees (models.Model.frozen: the VGG regressor's ImageNet features) are
 one copy, no seed axis, passed beside the state (`frozen`) and mapped with
 in_axes None: vmapped seeds then share one dense convolution.
 
@@ -136,13 +136,14 @@ def train_loss(cfg, outputs, labels, class_weights=None):
     """The task's loss, plus the optional terms: self-training (complementary task), the
     squared error of the expected class index (classify)."""
     loss = losses.task_loss(
-        cfg.task, outputs, labels, class_weights, complementary_loss=cfg.get("complementary_loss")
+        cfg.task, outputs, labels, class_weights, complementary_loss=cfg.loss.complementary
     )
-    if cfg.task == "complementary" and cfg.get("selftrain_threshold", 0.0):
-        selftrain = losses.self_training(outputs, labels, cfg.selftrain_threshold)
-        loss = loss + cfg.selftrain_weight * selftrain
-    if cfg.task == "classify" and cfg.get("expected_mse_weight", 0.0):
-        loss = loss + cfg.expected_mse_weight * losses.expected_mse(outputs, labels)
+    terms = cfg.loss
+    if cfg.task == "complementary" and terms.selftrain_threshold:
+        selftrain = losses.self_training(outputs, labels, terms.selftrain_threshold)
+        loss = loss + terms.selftrain_weight * selftrain
+    if cfg.task == "classify" and terms.expected_mse_weight:
+        loss = loss + terms.expected_mse_weight * losses.expected_mse(outputs, labels)
     return loss
 
 
@@ -156,7 +157,8 @@ def update(state, x, y, key, *, model, tx, cfg, frozen=None, compute_dtype=None,
     float32 (mixed precision). `axis_name`: gradients and metrics are
     averaged over that mapped axis (data parallel under pmap).
     """
-    weights = jnp.asarray(cfg.class_weights, jnp.float32) if cfg.class_weights else None
+    weights = cfg.loss.class_weights
+    weights = jnp.asarray(weights, jnp.float32) if weights else None
 
     def loss_fn(params):
         params = apply_params(params, frozen, compute_dtype)

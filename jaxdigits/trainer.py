@@ -13,18 +13,12 @@ import tqdm
 
 from jaxdigits import checkpoint, data, defaults, models, output, steps
 from jaxdigits.data import pipeline
-from jaxdigits.models import vgg
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
 
-# Keys a resumed run may change: extending a run by more epochs is fine.
-# The VGG weights are in the checkpoint, so their path may move.
-RESUMABLE_CHANGES = (
-    "num_epochs",
-    "steps_per_call",
-    "vgg_weights",
-    "nonfinite",
-)
+# Keys a resumed run may change: extending a run by more epochs is fine. Models add
+# theirs (models.Model.resumable).
+RESUMABLE_CHANGES = ("num_epochs", "steps_per_call", "nonfinite")
 
 
 def _check_config(config):
@@ -38,7 +32,7 @@ def _save_config(config, workdir: pathlib.Path, resuming: bool):
     current = json.loads(config.to_json())
     if resuming and path.exists():
         saved = defaults.with_defaults(json.loads(path.read_text()))
-        keys = (set(saved) | set(current)) - set(RESUMABLE_CHANGES)
+        keys = (set(saved) | set(current)) - {*RESUMABLE_CHANGES, *models.resumable_keys()}
         diff = sorted(k for k in keys if saved.get(k) != current.get(k))
         if diff:
             raise ValueError(
@@ -59,19 +53,9 @@ def _splits(n, config):
     return train_idx, val_idx
 
 
-def pretrained_parts(config) -> dict:
-    """Param subtrees a model takes from elsewhere: the VGG regressor's ImageNet features.
-
-    Read before any data or compute, so that missing weights stop a run at once.
-    """
-    if config.model == "vgg_regressor":
-        return {"features": vgg.imagenet_features(config.vgg_weights)}
-    return {}
-
-
 def _init_params(model, config, pretrained: dict, resuming: bool = False):
     """(per-seed trainable params, frozen params): fresh (torch-style init; the frozen
-    subtrees, models.FROZEN, one copy from `pretrained`), or another run's best params. A
+    subtrees, models.Model.frozen, one copy from `pretrained`), or another run's best params. A
     resuming run restores its own, so it needs only the shapes."""
     fresh = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(
         jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
@@ -106,11 +90,10 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
 
 
 def decodes(config) -> tuple[str, ...]:
-    """How predictions are read: argmax, and also argmin for a network trained with
-    cross-entropy on the mislabeled set (its least likely class is the true one)."""
-    if config.task == "classify" and config.data.name == "mislabeled":
-        return ("argmax", "argmin")
-    return ("argmax",)
+    """How test predictions are read (config.decodes): argmax first, the run's headline; then
+    e.g. argmin, for a network trained with cross-entropy on the mislabeled set (its least
+    likely class is the true one)."""
+    return tuple(config.decodes)
 
 
 def _evaluator(model, config, decode="argmax"):
@@ -155,7 +138,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     mesh = parallel.mesh(config)  # None: one device
     seeds = tuple(config.seeds)
     resuming = bool(checkpoint.latest_epoch(workdir))
-    pretrained = {} if resuming else pretrained_parts(config)
+    pretrained = {} if resuming else models.pretrained(config)
     workdir.mkdir(parents=True, exist_ok=True)
 
     # Data: host arrays, moved to the device once.
@@ -180,7 +163,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
         state = restored
         print(f"resuming {workdir} after epoch {start}")
     elif resuming:  # every checkpoint was damaged: a fresh start, pretrained parts included
-        state = parallel.replicate(_fresh_state(model, tx, config, pretrained_parts(config)), mesh)
+        state = parallel.replicate(_fresh_state(model, tx, config, models.pretrained(config)), mesh)
     output.truncate_metrics(workdir, start)
 
     # Train: jitted calls over each epoch, validation, early stopping, checkpoint.

@@ -170,7 +170,7 @@ def test_random_shift_moves_whole_images_by_at_most_the_limit():
     "name, overrides",
     [
         ("part3_complementary_cnn", {}),
-        ("part3_complementary", {"complementary_loss": "ga"}),
+        ("part3_complementary", {"loss": {"complementary": "ga"}}),
         ("digitsum_columns", {}),
     ],
 )

@@ -107,13 +107,15 @@ def test_seeds_of_the_configs(name):
     [
         ("task", "regression"),
         ("seed_axis", "pmap"),
-        ("complementary_loss", "backward"),
+        ("loss.complementary", "backward"),
         ("lr_schedule", "linear"),
     ],
 )
 def test_a_bad_value_stops_before_anything_is_written(tmp_path, key, value):
+    config = regressor()
+    config.update_from_flattened_dict({key: value})
     with pytest.raises(ValueError, match=f"config.{key}='{value}'"):
-        trainer.train_and_evaluate(regressor(**{key: value}), tmp_path / "run")
+        trainer.train_and_evaluate(config, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -172,7 +174,7 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
     model = models.get("vgg_regressor")
     with pytest.warns(UserWarning):
         untrained, _ = trainer._init_params(
-            model, config((0, 10)), trainer.pretrained_parts(config((0, 10)))
+            model, config((0, 10)), models.pretrained(config((0, 10)))
         )
     first = untrained["adapter"]["kernel"]
     assert not np.allclose(trained["adapter"]["kernel"], first)  # gradients reached it

@@ -262,9 +262,9 @@ def test_step_without_manifest_is_trusted(reference, reference_eval, tmp_path):
 
 def nan_config(**overrides):
     """Every training loss is NaN: the class-weighted mean is inf / inf in float32."""
-    return load_config(
-        task="classify", selftrain_threshold=0.0, class_weights=(1e38,) * 10, **overrides
-    )
+    config = load_config(task="classify", **overrides)
+    config.loss.update(selftrain_threshold=0.0, class_weights=(1e38,) * 10)
+    return config
 
 
 def test_nan_loss_stops_before_any_checkpoint(tmp_path):

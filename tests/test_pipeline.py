@@ -103,7 +103,13 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
             weight_decay=1e-4,
             task="classify",
             seed_axis="auto",
-            class_weights=(2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0),
+            loss=dict(
+                class_weights=(2.0, 1.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0),
+                complementary="forward",
+                selftrain_threshold=0.0,
+                selftrain_weight=1.0,
+                expected_mse_weight=0.0,
+            ),
             data=dict(augment=False, image_size=(90, 120), mean=30.0, std=70.0),
         )
     )

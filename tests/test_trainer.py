@@ -74,7 +74,7 @@ def test_evaluate_reproduces_summary(two_epochs):
 
 
 def test_a_run_older_than_new_config_keys_evaluates_and_resumes(two_epochs, tmp_path):
-    """A config.json written before keys were added to defaults.base() reads them as defaults."""
+    """A config.json written before keys were added to the defaults reads them as defaults."""
     source, summary = two_epochs
     old = tmp_path / "old"
     shutil.copytree(source, old)

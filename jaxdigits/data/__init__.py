@@ -11,10 +11,11 @@ import numpy as np
 
 from jaxdigits.data import digits, digitsum, mislabeled, mnist
 from jaxdigits.data.errors import DataError
+from jaxdigits.data.registry import DATASETS, Dataset, register, spec
 
-__all__ = ["NAMES", "Data", "DataError", "build", "extra_tests"]
+__all__ = ["DATASETS", "Data", "DataError", "Dataset", "build", "extra_tests", "register", "spec"]
 
-NAMES = ("mislabeled", "mnist", "digits", "digitsum")  # config.data.name: what _pool builds
+MNIST_TRAIN = 60_000  # images in MNIST train
 
 
 @dataclasses.dataclass
@@ -26,39 +27,98 @@ class Data:
     true_labels: np.ndarray | None = None  # int32 [N], when known (generated sets)
 
 
-def _pool(cfg):
-    if cfg.name == "mislabeled":
-        if cfg.path:
-            images, labels = mislabeled.load_original(cfg.path)
-            return images, labels, None
-        return mislabeled.generate(cfg.label_seed, cfg.mnist_dir)
-    if cfg.name == "mnist":
-        images, labels = mnist.load("train", cfg.mnist_dir)
-        return images, labels, labels
-    if cfg.name == "digits":
-        if cfg.path:
-            images, labels = digits.load_original(cfg.path, cfg.image_size)
-        else:
-            images, labels = digits.load_sklearn()
-        return images, labels, labels
-    if cfg.name == "digitsum":
-        if cfg.path:
-            images, sums = digitsum.load_original(cfg.path)
-        else:
-            images, sums, _ = digitsum.generate(
-                cfg.size, cfg.generator_seed, "train", cfg.mnist_dir
-            )
-        return images, sums, sums
-    raise ValueError(f"unknown config.data.name {cfg.name!r}: use {', '.join(NAMES)}")
-
-
-def _test(cfg):
-    if cfg.name == "digitsum":  # a fixed set of canvases of MNIST test digits
-        images, sums, _ = digitsum.generate(
-            cfg.test_size, cfg.generator_seed + 1, "test", cfg.mnist_dir
-        )
-        return images, sums
+def _mnist_test(cfg):
     return mnist.load("test", cfg.mnist_dir)
+
+
+def _mislabeled(cfg):
+    if cfg.path:
+        images, labels = mislabeled.load_original(cfg.path)
+        return images, labels, None
+    return mislabeled.generate(cfg.label_seed, cfg.mnist_dir)
+
+
+def _mnist(cfg):
+    images, labels = mnist.load("train", cfg.mnist_dir)
+    return images, labels, labels
+
+
+def _digits(cfg):
+    if cfg.path:
+        images, labels = digits.load_original(cfg.path, cfg.image_size)
+    else:
+        images, labels = digits.load_sklearn()
+    return images, labels, labels
+
+
+def _digitsum(cfg):
+    if cfg.path:
+        images, sums = digitsum.load_original(cfg.path)
+    else:
+        images, sums, _ = digitsum.generate(cfg.size, cfg.generator_seed, "train", cfg.mnist_dir)
+    return images, sums, sums
+
+
+def _digitsum_test(cfg, k=digitsum.NUM_DIGITS, placement=digitsum.PLACEMENTS[0]):
+    """Canvases of MNIST test digits, with the test set's seed: "anywhere-4" shows the test
+    set's digits moved."""
+    images, sums, _ = digitsum.generate(
+        cfg.test_size, cfg.generator_seed + 1, "test", cfg.mnist_dir, k, placement
+    )
+    return images, sums
+
+
+def _digitsum_extra(cfg, name):
+    """ "PLACEMENT-K", e.g. "anywhere-5": five MNIST test digits at arbitrary positions."""
+    placement, _, k = name.partition("-")
+    if placement not in digitsum.PLACEMENTS or not k.isdigit():
+        raise ValueError(
+            f"config.data.extra_tests: {name!r} is not PLACEMENT-K (placement "
+            f"{' or '.join(digitsum.PLACEMENTS)}, K digits) of a digit-sum config"
+        )
+    return _digitsum_test(cfg, int(k), placement)
+
+
+DIGIT_WIDTH = 28  # an MNIST digit: canvases fit WIDTH // 28 of them side by side
+
+
+def _digitsum_extra_rule(name):
+    placement, _, k = name.partition("-")
+    most = digitsum.WIDTH // DIGIT_WIDTH
+    if placement not in digitsum.PLACEMENTS or not k.isdecimal() or not 1 <= int(k) <= most:
+        return (
+            f"{name!r} is not PLACEMENT-K with PLACEMENT {' or '.join(digitsum.PLACEMENTS)}"
+            f" and K 1..{most} digits"
+        )
+    return None
+
+
+def _mnist_size(cfg):
+    return None if cfg.get("path") else (MNIST_TRAIN, "MNIST train")
+
+
+register("mislabeled", Dataset(_mislabeled, _mnist_test, 10, pool_size=_mnist_size))
+register(
+    "mnist", Dataset(_mnist, _mnist_test, 10, pool_size=lambda cfg: (MNIST_TRAIN, "MNIST train"))
+)
+register("digits", Dataset(_digits, _mnist_test, 10))
+register(
+    "digitsum",
+    Dataset(
+        _digitsum,
+        _digitsum_test,
+        digitsum.MAX_SUM + 1,
+        config_keys={
+            "size": 30_000,  # generated pool, as the original's three files
+            "test_size": 10_000,  # canvases of MNIST test digits
+            "generator_seed": 0,  # the data is fixed; training seeds only split and shuffle it
+            "extra_tests": (),  # e.g. ("anywhere-4", "anywhere-5"): see _digitsum_extra
+        },
+        pool_size=lambda cfg: None if cfg.get("path") else (cfg.size, "config.data.size"),
+        extra_test=_digitsum_extra,
+        extra_test_rule=_digitsum_extra_rule,
+    ),
+)
 
 
 def _subset(limit: int, n: int) -> np.ndarray:
@@ -69,8 +129,9 @@ def _subset(limit: int, n: int) -> np.ndarray:
 
 
 def build(cfg) -> Data:
-    images, labels, true = _pool(cfg)
-    test_images, test_labels = _test(cfg)
+    dataset = spec(cfg.name)
+    images, labels, true = dataset.pool(cfg)
+    test_images, test_labels = dataset.test(cfg)
     keep, keep_test = _subset(cfg.limit, len(labels)), _subset(cfg.test_limit, len(test_labels))
     return Data(
         images=images[keep],
@@ -82,22 +143,16 @@ def build(cfg) -> Data:
 
 
 def extra_tests(cfg) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Further digit-sum test sets named by config.data.extra_tests: "PLACEMENT-K", e.g.
-    "anywhere-5" for five MNIST test digits at arbitrary positions (digitsum.generate).
-
-    They use the test set's seed, so "anywhere-4" shows the test set's digits moved.
-    """
+    """The further test sets named by config.data.extra_tests, each cut to data.test_limit."""
+    names = tuple(cfg.get("extra_tests", ()))
+    if not names:
+        return {}
+    make = spec(cfg.name).extra_test
+    if make is None:
+        raise ValueError(f"config.data.extra_tests: data.name {cfg.name!r} has no extra tests")
     sets = {}
-    for spec in cfg.get("extra_tests", ()):
-        placement, _, k = spec.partition("-")
-        if cfg.name != "digitsum" or placement not in digitsum.PLACEMENTS or not k.isdigit():
-            raise ValueError(
-                f"config.data.extra_tests: {spec!r} is not PLACEMENT-K (placement "
-                f"{' or '.join(digitsum.PLACEMENTS)}, K digits) of a digit-sum config"
-            )
-        images, sums, _ = digitsum.generate(
-            cfg.test_size, cfg.generator_seed + 1, "test", cfg.mnist_dir, int(k), placement
-        )
-        keep = _subset(cfg.test_limit, len(sums))
-        sets[spec] = images[keep], sums[keep]
+    for name in names:
+        images, labels = make(cfg, name)
+        keep = _subset(cfg.test_limit, len(labels))
+        sets[name] = images[keep], labels[keep]
     return sets

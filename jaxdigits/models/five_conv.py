@@ -11,6 +11,7 @@ import flax.linen as nn
 
 from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import conv, dense, max_pool
+from jaxdigits.models.registry import Model
 
 
 class FiveConv(nn.Module):
@@ -29,3 +30,6 @@ class FiveConv(nn.Module):
                 x = max_pool(x)
         x = x.reshape(x.shape[0], -1)
         return dense(self.num_classes, x.shape[-1], name="fc")(x)
+
+
+MODEL = Model(FiveConv)

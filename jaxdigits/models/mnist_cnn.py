@@ -14,6 +14,7 @@ import flax.linen as nn
 
 from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import HE_INIT, conv, dense, max_pool
+from jaxdigits.models.registry import Model
 
 
 class MnistCNN(nn.Module):
@@ -33,3 +34,6 @@ class MnistCNN(nn.Module):
         x = nn.relu(dense(self.hidden, x.shape[-1], name="fc1", **HE_INIT)(x))
         x = Dropout(0.5, deterministic=not train)(x)
         return dense(self.num_classes, self.hidden, name="fc2")(x)
+
+
+MODEL = Model(MnistCNN)

@@ -9,6 +9,7 @@ regressor (MSE, rounded output), 37 for the classifier (sums 0..36).
 import flax.linen as nn
 
 from jaxdigits.models.layers import conv, dense, max_pool
+from jaxdigits.models.registry import Model
 
 
 class SumCNN(nn.Module):
@@ -24,3 +25,6 @@ class SumCNN(nn.Module):
         for i, features in enumerate((256, 128)):
             x = nn.relu(dense(features, x.shape[-1], name=f"fc{i + 1}")(x))
         return dense(self.num_classes, x.shape[-1], name="fc3")(x)
+
+
+MODEL = Model(SumCNN)

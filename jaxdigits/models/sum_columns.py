@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import HE_INIT, conv, dense, max_pool
+from jaxdigits.models.registry import Model
 
 NEG = -1e9  # log(0), finite so that logsumexp's gradient stays finite
 START_ZERO_LOGIT = 3.8  # initial bias of value 0 against 0 for the others
@@ -76,3 +77,6 @@ class SumColumns(nn.Module):
         head = dense(self.values, self.top, name="head2", bias_init=zero_first)
         logits = head(x)  # [B, columns, 10]
         return sum_log_probs(jax.nn.log_softmax(logits.astype(jnp.float32)), self.num_classes)
+
+
+MODEL = Model(SumColumns)

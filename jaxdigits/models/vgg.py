@@ -1,7 +1,7 @@
 """The digit-sum study's VGG regressor: torchvision VGG11 features under a regression head.
 
 1x1 conv 1->3 (no bias, trainable) -> VGG11 `features` (IMAGENET1K_V1,
-frozen in the optimizer, see steps.make_optimizer) -> adaptive average
+frozen: MODEL.frozen) -> adaptive average
 pool to 7x7 (torchvision's) -> flatten 25088 -> Linear 4096 ReLU Dropout
 0.5 -> Linear 256 ReLU Dropout 0.5 -> Linear 1. The feature convs are
 named by their index in torchvision's `features` Sequential, so that the
@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import conv, dense, max_pool
+from jaxdigits.models.registry import Model
 
 # torchvision's VGG11 ("A"): channels per 3x3 conv, "M" a 2x2 max-pool.
 VGG11 = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
@@ -134,3 +135,12 @@ def _sha256(file: pathlib.Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+MODEL = Model(
+    VGGRegressor,
+    frozen=("features",),
+    config_keys={"vgg_weights": ""},  # a .pth state_dict; empty: the torch hub cache
+    resumable=("vgg_weights",),  # the features are in the checkpoint: the file may move
+    pretrained=lambda config: {"features": imagenet_features(config.vgg_weights)},
+)

@@ -168,7 +168,8 @@ def loss_name(config: dict) -> str:
         return "MSE"
     if config["task"] == "classify":
         return "cross-entropy"
-    name = f"{config['complementary_loss']} complementary loss"
-    if config.get("selftrain_threshold", 0) > 0:
-        name += f" + self-training > {config['selftrain_threshold']:g}"
+    terms = config["loss"]
+    name = f"{terms['complementary']} complementary loss"
+    if terms.get("selftrain_threshold", 0) > 0:
+        name += f" + self-training > {terms['selftrain_threshold']:g}"
     return name

@@ -7,7 +7,7 @@ what to change. `estimate` adds up, in bytes:
   data         the uint8 pool and int32 labels, the test set, the per-seed indices;
   state        per seed: trainable params, optimizer state (Adam's two moments of
                them), best params, early-stopping scalars; one copy of the frozen
-               params (models.FROZEN); from jax.eval_shape of the trainer's init: exact;
+               params (models.Model.frozen); from jax.eval_shape of the trainer's init: exact;
   activations  the larger of one train step of all seeds at config.batch_size
                and one eval batch at config.eval_batch_size.
 

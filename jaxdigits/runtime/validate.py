@@ -3,8 +3,9 @@
 A typo in a config file (`c.bacth_size = 64`) is otherwise a new key that
 nothing reads, and a bad value fails only after the data is built and the
 step is traced, or (config.original, data.extra_tests) after training.
-The schema is what `defaults.base()` and `defaults.digitsum()` define: the
-type of a key's default is the type its value must have.
+The schema is what the studies' defaults (`defaults.mislabeled()`,
+`defaults.digitsum()`) define, with the keys registered datasets and models
+bring: the type of a key's default is the type its value must have.
 """
 
 import difflib
@@ -15,17 +16,10 @@ from collections.abc import Mapping
 import ml_collections
 
 from jaxdigits import data, defaults, losses, models, steps
-from jaxdigits.data import digitsum, pipeline
+from jaxdigits.data import pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, parallel
 
-MNIST_TRAIN = 60_000  # images in MNIST train: the pool of "mnist" and a generated "mislabeled"
-NUM_DIGIT_CLASSES = 10  # labels 0..9 of the MNIST-like sets
-DIGIT_WIDTH = 28  # an MNIST digit: data.extra_tests canvases fit WIDTH // 28 side by side
-# Keys outside the schema that one model reads (configs/digitsum_vgg.py sets this one): that
-# model needs them; with another model they are left over, as after --config.model=sum_cnn.
-MODEL_KEYS = {"vgg_regressor": {"vgg_weights": ""}}
-EXTRA_KEYS = {k: v for keys in MODEL_KEYS.values() for k, v in keys.items()}
 # Element types of sequence keys whose defaults are all empty.
 EMPTY_DEFAULT_ELEMENTS = {"data.extra_tests": ""}
 # Lower bounds: a key below its bound is an error.
@@ -33,8 +27,8 @@ AT_LEAST = {
     **dict.fromkeys(("num_classes", "batch_size", "eval_batch_size", "num_epochs"), 1),
     **dict.fromkeys(("weight_decay", "patience"), 0),
     "steps_per_call": -1,  # -1: the whole epoch per call, 0: auto, N: N steps
-    "selftrain_weight": 0,
-    "expected_mse_weight": 0,
+    "loss.selftrain_weight": 0,
+    "loss.expected_mse_weight": 0,
     "data.label_seed": 0,  # numpy's default_rng takes no negative seed
     **dict.fromkeys(("data.limit", "data.test_limit", "data.shift", "data.generator_seed"), 0),
     **dict.fromkeys(("data.size", "data.test_size"), 1),
@@ -56,19 +50,26 @@ def _flatten(tree: Mapping, groups, prefix=""):
 
 
 def _schema():
-    """{dotted key: default} over base() and digitsum(), the groups, and the digit-sum keys."""
-    base, dsum = (f(None).to_dict() for f in (defaults.base, defaults.digitsum))
-    groups = {k for k, v in {**base, **dsum}.items() if isinstance(v, Mapping)}
-    flat_base, flat_dsum = dict(_flatten(base, groups)), dict(_flatten(dsum, groups))
-    schema = {**flat_dsum, **flat_base}
+    """({dotted key: default} of the keys every run has, over the studies' defaults, minus the
+    keys a dataset or a model brings), the groups."""
+    trees = [f(None).to_dict() for f in (defaults.mislabeled, defaults.digitsum)]
+    groups = {k for tree in trees for k, v in tree.items() if isinstance(v, Mapping)}
+    flat = [dict(_flatten(tree, groups)) for tree in trees]
+    schema = {k: v for f in reversed(flat) for k, v in f.items()}
     for path, default in schema.items():  # a non-empty default tells the element type
         if isinstance(default, (tuple, list)) and not default:
-            schema[path] = flat_base.get(path) or flat_dsum[path]
-    return schema, groups, set(flat_dsum) - set(flat_base)
+            schema[path] = next((f[path] for f in flat if f.get(path)), default)
+    return {k: v for k, v in schema.items() if k not in _plugin_keys()}, groups
 
 
-SCHEMA, GROUPS, DIGITSUM_KEYS = _schema()
-DIGITSUM_NAME = defaults.digitsum(None).data.name
+def _plugin_keys() -> dict:
+    """{dotted key: default} that registered datasets and models bring (read at check time,
+    so that a plug-in registered after import counts)."""
+    keys = {f"data.{k}": v for d in data.DATASETS.values() for k, v in d.config_keys.items()}
+    return {**keys, **models.config_keys()}
+
+
+SCHEMA, GROUPS = _schema()
 
 
 def _error(path, value, rule):
@@ -95,29 +96,31 @@ def _type_name(default) -> str:
 
 def _check_keys(values: dict):
     """A key nothing reads is most likely a typo; a missing one fails deep in training."""
+    extra = _plugin_keys()
     for path in values:
-        if path not in SCHEMA and path not in GROUPS and path not in EXTRA_KEYS:
-            close = difflib.get_close_matches(path, [*SCHEMA, *EXTRA_KEYS], n=1)
-            hint = f"did you mean config.{close[0]}?" if close else "see defaults.base()"
+        if path not in SCHEMA and path not in GROUPS and path not in extra:
+            close = difflib.get_close_matches(path, [*SCHEMA, *extra], n=1)
+            hint = f"did you mean config.{close[0]}?" if close else "see jaxdigits/defaults.py"
             raise ConfigError(f"config.{path}: unknown key; {hint}")
     for group in GROUPS & set(values):
         _error(group, values[group], "must be a group of keys (a ConfigDict)")
-    needs = {path: "every run needs it (see defaults.base())" for path in SCHEMA}
-    for path in DIGITSUM_KEYS:  # needed by the digit-sum data only
-        needs.pop(path)
-        if values.get("data.name") == DIGITSUM_NAME:
-            needs[path] = f"data.name {DIGITSUM_NAME!r} needs it (see defaults.digitsum())"
-    model = values.get("model")
-    for path in MODEL_KEYS.get(model, {}) if isinstance(model, str) else ():
-        needs[path] = f"model {model!r} needs it (see configs/)"
+    needs = {path: "every run needs it (see jaxdigits/defaults.py)" for path in SCHEMA}
+    name, model = values.get("data.name"), values.get("model")
+    if isinstance(name, str) and name in data.DATASETS:
+        for key in data.DATASETS[name].config_keys:
+            needs[f"data.{key}"] = f"data.name {name!r} needs it (see jaxdigits/defaults.py)"
+    if isinstance(model, str) and model in models.MODELS:
+        for path in models.MODELS[model].config_keys:
+            needs[path] = f"model {model!r} needs it (see configs/)"
     for path in sorted(needs.keys() - values.keys()):
         raise ConfigError(f"config.{path}: missing; {needs[path]}")
 
 
 def _check_types(values: dict):
     """ConfigDict casts a bool to an int and takes None anywhere; a dict takes anything."""
+    extra = _plugin_keys()
     for path, value in values.items():
-        default = SCHEMA.get(path, EXTRA_KEYS.get(path))
+        default = SCHEMA.get(path, extra.get(path))
         items = value if isinstance(value, (tuple, list)) else (value,)
         if isinstance(default, (tuple, list)):
             element = default[0] if default else EMPTY_DEFAULT_ELEMENTS.get(path)
@@ -136,9 +139,9 @@ def _check_names(values: dict):
     """Values that must be one of the names the modules know."""
     known = {
         "task": losses.TASKS,
-        "complementary_loss": losses.COMPLEMENTARY_LOSSES,
+        "loss.complementary": losses.COMPLEMENTARY_LOSSES,
         "model": tuple(models.MODELS),
-        "data.name": data.NAMES,
+        "data.name": tuple(data.DATASETS),
         "original": ("", *originals.DIGITSUM),
         "nonfinite": interrupt.NONFINITE,
         "parallel": parallel.PARALLEL,
@@ -167,8 +170,9 @@ def _check_ranges(values: dict):
         _error("seeds", seeds, "must be non-empty and distinct, each >= 0")
     if values["learning_rate"] <= 0:
         _error("learning_rate", values["learning_rate"], "must be > 0")
-    if not 0 <= values["selftrain_threshold"] < 1:
-        _error("selftrain_threshold", values["selftrain_threshold"], "must be in [0, 1)")
+    threshold = values["loss.selftrain_threshold"]
+    if not 0 <= threshold < 1:
+        _error("loss.selftrain_threshold", threshold, "must be in [0, 1)")
     if not 0 < values["data.val_fraction"] < 1:
         _error("data.val_fraction", values["data.val_fraction"], "must be in (0, 1), exclusive")
     for path in ("data.std", "data.test_std"):
@@ -180,38 +184,39 @@ def _check_ranges(values: dict):
 
 
 def _check_task(values: dict):
-    task, n, weights = values["task"], values["num_classes"], tuple(values["class_weights"])
-    labels = digitsum.MAX_SUM + 1 if values["data.name"] == DIGITSUM_NAME else NUM_DIGIT_CLASSES
+    task, n, weights = values["task"], values["num_classes"], tuple(values["loss.class_weights"])
+    dataset = data.spec(values["data.name"])
+    labels = dataset.num_labels
     if task == "regress" and n != 1:
         _error("num_classes", n, "must be 1 for task 'regress' (one output)")
     if task != "regress" and n < labels:
         _error("num_classes", n, f"must be >= {labels} (the labels of {values['data.name']})")
+    decodes = tuple(values["decodes"])
+    if not decodes or decodes[0] != "argmax" or len(set(decodes)) != len(decodes):
+        _error("decodes", decodes, "must start with 'argmax', each decode once")
+    if not set(decodes) <= set(losses.DECODES):
+        _error("decodes", decodes, f"must be of {', '.join(map(repr, losses.DECODES))}")
+    if task == "regress" and decodes != ("argmax",):
+        _error("decodes", decodes, "must be ('argmax',) for task 'regress' (rounded outputs)")
     if weights and (len(weights) != n or min(weights) < 0):
-        _error("class_weights", weights, f"must be empty or {n} (num_classes) numbers >= 0")
+        _error("loss.class_weights", weights, f"must be empty or {n} (num_classes) numbers >= 0")
     specs = tuple(values.get("data.extra_tests", ()))
-    if specs and values["data.name"] != DIGITSUM_NAME:
-        _error("data.extra_tests", specs, f"only data.name {DIGITSUM_NAME!r} has extra tests")
-    most = digitsum.WIDTH // DIGIT_WIDTH
+    if specs and dataset.extra_test is None:
+        having = ", ".join(repr(k) for k, d in data.DATASETS.items() if d.extra_test)
+        rule = f"data.name {values['data.name']!r} has no extra tests (data.name {having} has)"
+        _error("data.extra_tests", specs, rule)
     for spec in specs:
-        placement, _, k = spec.partition("-")
-        if placement not in digitsum.PLACEMENTS or not k.isdecimal() or not 1 <= int(k) <= most:
-            _error(
-                "data.extra_tests",
-                specs,
-                f"{spec!r} is not PLACEMENT-K with PLACEMENT {' or '.join(digitsum.PLACEMENTS)}"
-                f" and K 1..{most} digits",
-            )
+        rule = dataset.extra_test_rule(spec) if dataset.extra_test else None
+        if rule:
+            _error("data.extra_tests", specs, rule)
 
 
 def _pool(values: dict) -> tuple[int | None, str]:
     """(images in the training pool, where that number comes from) when known without reading
     data: data.limit bounds it from above, and MNIST train or data.size may give it."""
-    name, path, limit = values["data.name"], values["data.path"], values["data.limit"]
-    pool, source = None, ""
-    if name == "mnist" or (name == "mislabeled" and not path):
-        pool, source = MNIST_TRAIN, "MNIST train"
-    elif name == DIGITSUM_NAME and not path:
-        pool, source = values["data.size"], "config.data.size"
+    cfg = ml_collections.ConfigDict({k[5:]: v for k, v in values.items() if k[:5] == "data."})
+    pool, source = data.spec(cfg.name).pool_size(cfg) or (None, "")
+    limit = cfg.limit
     if limit and (pool is None or limit < pool):
         return limit, "config.data.limit"
     return pool, source
