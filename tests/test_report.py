@@ -226,6 +226,14 @@ def test_write_report_with_figures(runs_dir, tmp_path):
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert f"](figures/curves_{group}.png)" in text
     assert not (figures / "curves_other.png").exists()  # no such runs
+    # curves of runs no longer shown go with them
+    shutil.rmtree(runs_dir / "part3")
+    build.main(
+        ["--kept", str(tmp_path / "kept"), "--runs", str(runs_dir), "--out", str(out)]
+        + ["--readme", ""]
+    )
+    assert not (figures / "curves_mislabeled.png").exists()
+    assert (figures / "curves_digitsum.png").exists()
     # each run's confusion matrix, linked relatively where it is
     assert "[part3](../ckpts/part3/confusion_test.png)" in text
     assert not list(figures.glob("confusion_*"))

@@ -41,9 +41,13 @@ def render(runs: list[Run], out_dir, figures_dir=None) -> str:
     for group, title in tables.GROUPS.items():
         members = [r for r in runs if r.group == group]
         if not members:
+            if figures_dir is not None:  # no such runs any more: no curves of older ones
+                (pathlib.Path(figures_dir) / f"curves_{group}.png").unlink(missing_ok=True)
             continue
         parts += [f"## {title}", tables.GROUP_TABLES[group](members)]
         name = f"curves_{group}.png"
+        if figures_dir is not None and not any(r.metrics for r in members):
+            (pathlib.Path(figures_dir) / name).unlink(missing_ok=True)
         if any(r.metrics for r in members):
             if figures_dir is not None:
                 pathlib.Path(figures_dir).mkdir(parents=True, exist_ok=True)
