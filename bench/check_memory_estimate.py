@@ -2,7 +2,7 @@
 (jaxdigits.runtime.memory_estimate) against what XLA allocates.
 
     python bench/check_memory_estimate.py  # every config in configs/, full size, compile only
-    python bench/check_memory_estimate.py --smoke  # their :smoke variants (minutes on a 2-core CPU)
+    python bench/check_memory_estimate.py --smoke  # their :smoke variants
     python bench/check_memory_estimate.py --configs part3 digitsum_vgg
     python bench/check_memory_estimate.py --smoke --seed-axis vmap  # seeds batched, as on a GPU
 
@@ -11,7 +11,7 @@ compiled), then the programs it traced compiled for real: one train step of
 all seeds (memory_estimate.train_program, the body of the trainer's epoch programs)
 and the eval program; compiled.memory_analysis() gives their argument,
 output, alias, temp and generated-code bytes. "XLA total" is the resident
-data and state (exact: tests/test_memory.py) plus the larger program's temp
+data and state (exact: tests/test_memory_estimate.py) plus the larger program's temp
 and non-aliased output. On an accelerator each config also runs --steps
 steps of the trainer's epoch program and one evaluation, and records the
 device's peak_bytes_in_use (the CPU backend keeps no such count). Every

@@ -1,7 +1,7 @@
 """Training throughput of every network, JAX against PyTorch, on the device it runs on.
 
     python bench/throughput.py            # the full grid (meant for a GPU): every mode
-    python bench/throughput.py --quick    # a reduced grid, a few minutes on a 2-core CPU
+    python bench/throughput.py --quick    # a reduced grid, for a CPU (its time: docs/speed.md)
     python bench/throughput.py --networks none --end-to-end full \\
         --end-to-end-runs part3 --end-to-end-epochs 1   # one full-size Part III epoch only
 

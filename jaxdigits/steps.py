@@ -77,8 +77,8 @@ def seed_axis(cfg) -> str:
 
     config.seed_axis "auto" picks vmap on accelerators and loop on the CPU
     backend: vmapping a conv over per-seed kernels makes it a grouped conv,
-    which XLA:CPU runs 2.6x slower than the seeds one after another (3.0 s
-    vs 1.15 s for a 3-seed digit-sum CNN step at batch 64, jax 0.10.2).
+    which XLA:CPU runs slower than the seeds one after another (figures in
+    docs/speed.md).
     """
     if cfg.seed_axis == "auto":
         return "loop" if jax.default_backend() == "cpu" else "vmap"
@@ -209,10 +209,9 @@ def steps_per_call(cfg) -> int:
     return 10 if jax.default_backend() == "cpu" else 0
 
 
-# XLA:CPU runs a step slower inside a while loop, but compiles the loop faster: a call of
-# 10 5conv1fc steps at batch 32 compiled in 24 s unrolled against 5 s rolled, and ran
-# 0.129 against 0.144 s a step (jax 0.10.2, 2 cores). Unrolling pays from about 1,300
-# steps in a run on; short runs (smoke runs, tests, the bench's quick runs) stay rolled.
+# XLA:CPU runs a step slower inside a while loop, but compiles the loop faster than the
+# same steps unrolled (figures in docs/speed.md). Unrolling pays from about 1,300 steps
+# in a run on; short runs (smoke runs, tests, the bench's quick runs) stay rolled.
 UNROLL_FROM_STEPS = 1300
 
 

@@ -3,9 +3,9 @@
 Any config value can be overridden, e.g. --config.seeds='(0, 10, 42)' or
 --config.data.path=mnistTask3.zip. Re-running the same command resumes.
 SIGTERM or Ctrl-C saves a checkpoint and exits with status 128 + the signal's number.
-Compiled programs are cached on disk (jaxdigits/compile_cache.py): --compilation_cache=DIR
-moves the cache, --compilation_cache=off turns it off.
-Data parallel over several processes (README, "Several GPUs or hosts"): add
+Compiled programs are cached on disk (jaxdigits/runtime/compile_cache.py):
+--compilation_cache=DIR moves the cache, --compilation_cache=off turns it off.
+Data parallel over several processes (docs/troubleshooting.md, "Several GPUs or hosts"): add
 --config.parallel=data and, per process, --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I (or --distributed under SLURM).
 """

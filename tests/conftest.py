@@ -9,7 +9,7 @@ SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" /
 if not os.environ.get("JAXDIGITS_DATA_DIR") and SHARED_MNIST.is_dir():
     os.environ["JAXDIGITS_DATA_DIR"] = str(SHARED_MNIST)
 
-# Compiled programs are cached on disk (jaxdigits/compile_cache.py), as for the trainer: the
+# Compiled programs are cached on disk (jaxdigits/runtime/compile_cache.py), as for the trainer: the
 # suite compiles the same smoke programs many times, and a second run reads them back.
 from jaxdigits.runtime import compile_cache  # noqa: E402
 

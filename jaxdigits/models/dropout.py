@@ -1,12 +1,11 @@
-"""Dropout with nn.Dropout's masks, drawn 10x faster on the CPU backend.
+"""Dropout with nn.Dropout's masks, drawn faster on the CPU backend.
 
 nn.Dropout draws its mask with jax.random.bernoulli. On XLA:CPU, JAX
 lowers the Threefry hash behind it to a rolled while loop, whose every
-round writes the whole array to memory: 64 ms for the mask of 5conv1fc's
-first layer at batch 32 (32x88x118x16), a third of the training step
-(jax 0.10.2, 2 cores). The same hash written as plain jnp ops is fused by
-XLA into one loop: 5 ms, and bit for bit the same mask (tested), so
-training gives the same numbers as with nn.Dropout.
+round writes the whole array to memory, a large share of a training step.
+The same hash written as plain jnp ops is fused by XLA into one loop, far
+faster (figures in docs/speed.md), and bit for bit the same mask (tested),
+so training gives the same numbers as with nn.Dropout.
 
 The fast path needs what it reproduces: a threefry2x32 key and JAX's
 default `jax_threefry_partitionable` bits (one hash per element). Other

@@ -50,9 +50,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, **kwargs):
     (f01b_i01o->01bf). At the top level of a program XLA:CPU permutes such a
     convolution back into its library form, but inside a while loop (a
     rolled lax.scan, the trainer's epoch) it does not, and compiles it as a
-    plain loop nest: a 3x3 conv 16->32 on a 32x44x59 batch took 1.8 s per
-    gradient there against 34 ms through `_conv_nhwc` (jax 0.10.2, 2 cores),
-    which also compiles 15x faster. A one-channel input is convolved forward
+    plain loop nest, far slower to run and to compile than `_conv_nhwc`
+    (figures in docs/speed.md). A one-channel input is convolved forward
     as a sum of shifted copies (`_shifted_sum`). Same values; other
     backends and other convolutions use lax.conv_general_dilated itself.
     """
@@ -93,8 +92,8 @@ def _conv(x, w, pads, precision):
 
 def _shifted_sum(x, w, pads):
     """The conv of a one-channel x as a sum of kh*kw shifted copies of x times a row of w:
-    one fused loop, where XLA:CPU's convolution of one input channel is slow (21 against 52 ms
-    for 64x40x168 -> 32 channels, 2.5 against 14 ms for 32x90x120 -> 16; jax 0.10.2)."""
+    one fused loop, where XLA:CPU's convolution of one input channel is slow (figures in
+    docs/speed.md)."""
     kh, kw = w.shape[:2]
     dtype = jnp.result_type(x.dtype, w.dtype)
     acc = jnp.promote_types(dtype, jnp.float32)  # bf16 inputs still sum in float32
@@ -160,8 +159,7 @@ def max_pool(x):
     Same values and gradients (to the first maximum of a window, as both
     do), but built from the four strided views of the windows, and the
     gradient is a one-hot of the window position: XLA:CPU's select-and-scatter
-    for nn.max_pool's gradient took 3x longer (165 vs 60 ms for a
-    64x40x168x32 batch, jax 0.10.2, 2 cores).
+    for nn.max_pool's gradient is slower (figures in docs/speed.md).
     """
     return functools.reduce(jnp.maximum, _corners(x))
 

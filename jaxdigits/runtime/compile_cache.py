@@ -1,9 +1,9 @@
 """JAX's persistent compilation cache, on by default for the trainer, the bench and the tests.
 
-Short runs are mostly XLA compiling (a one-epoch Part III run at the bench's quick size:
-29 of 37 s on a 2-core CPU); with the cache a second run of the same programs reads them
-from disk. XLA keys each entry on the program, the compiler options, the backend and the
-versions of jax and jaxlib, so a stale entry is never used.
+Short runs are mostly XLA compiling (figures in docs/speed.md); with the cache a second
+run of the same programs reads them from disk. XLA keys each entry on the program, the
+compiler options, the backend and the versions of jax and jaxlib, so a stale entry is
+never used.
 
 Where: $JAXDIGITS_COMPILATION_CACHE, else JAX's own $JAX_COMPILATION_CACHE_DIR, else
 $XDG_CACHE_HOME/jaxdigits/jax (~/.cache/jaxdigits/jax). The value "off" (or "none", "0",

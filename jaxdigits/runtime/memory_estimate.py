@@ -11,10 +11,10 @@ what to change. `estimate` adds up, in bytes:
   activations  the larger of one train step of all seeds at config.batch_size
                and one eval batch at config.eval_batch_size.
 
-Activations are read off the programs traced (jit's .trace), not compiled:
-compiling costs 10-30 s a program on a 2-core CPU. bench/check_memory_estimate.py checks
-them against compiled.memory_analysis(): totals within -8 % .. +15 % of
-XLA:CPU's for every config, smoke and full, loop and vmap (jax 0.10.2).
+Activations are read off the programs traced (jit's .trace), not compiled: tracing
+takes a fraction of the time that compiling does. bench/check_memory_estimate.py checks
+the totals against compiled.memory_analysis() for every config (how close they came:
+docs/speed.md).
 """
 
 import functools

@@ -1,12 +1,10 @@
 """jax.jit with the XLA options that this project's programs need on the CPU backend.
 
-XLA:CPU (jax 0.10.2) hands every convolution to YNNPACK, whose kernels
-are slow at the shapes of these networks, worst at the weight gradient: a
-3x3 conv 32->64 on a 64x20x84 batch took 28 ms forward, 32 ms for the
-input gradient and 123 ms for the weight gradient through YNNPACK, 23, 23
-and 45 ms through XLA's own Eigen convolution (2 cores). The option below
-takes convolutions off YNNPACK and keeps its other fusions (reductions,
-matmuls), which are fast. Other backends get no options.
+XLA:CPU hands every convolution to YNNPACK, whose kernels are slower than
+XLA's own (Eigen) convolution at the shapes of these networks, worst at the
+weight gradient (figures in docs/speed.md). The option below takes
+convolutions off YNNPACK and keeps its other fusions (reductions, matmuls),
+which are fast. Other backends get no options.
 
 A user's own XLA_FLAGS setting of the same option wins.
 """
@@ -19,8 +17,9 @@ import jax
 import jax.numpy as jnp
 
 YNN_OPTION = "xla_cpu_experimental_ynn_fusion_type"
-# XLA's default YNNPACK fusions (jax 0.10.2) less INDIVIDUAL_CONVOLUTION; the XLA_FLAGS
-# spelling is --xla_cpu_experimental_ynn_fusion_type=-individual_convolution.
+# XLA's default YNNPACK fusions (of the jax version in docs/speed.md) less
+# INDIVIDUAL_CONVOLUTION; the XLA_FLAGS spelling is
+# --xla_cpu_experimental_ynn_fusion_type=-individual_convolution.
 CPU_OPTIONS = {YNN_OPTION: "LIBRARY_FUSION_TYPE_REDUCE,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
 
 
