@@ -39,7 +39,7 @@ class Network:
         kwargs = {"num_classes": cfg.num_classes} if self.torch_class == "SumCNNTorch" else {}
         torch_model = getattr(torch_models, self.torch_class)(**kwargs)
         params = getattr(port, self.port)(torch_model.state_dict())["params"]
-        return models.get(cfg.model, num_classes=cfg.num_classes), params, torch_model
+        return models.build(cfg), params, torch_model
 
 
 NETWORKS = {

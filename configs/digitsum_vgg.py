@@ -8,14 +8,14 @@ error rather than train on random features. The 1x1 conv and the head
 train; the features are frozen in the optimizer.
 """
 
-from jaxdigits import defaults
+from jaxdigits import defaults, models
 
 
 def get_config(arg=None):
     given = defaults.args(arg)
     c = defaults.digitsum(arg)
     c.model = "vgg_regressor"
-    c.vgg_weights = ""  # a .pth state_dict; empty: the torch hub cache
+    c.update(models.spec(c.model).config_keys)  # vgg_weights: "" the torch hub cache; vgg_head
     c.eval_batch_size = 250
     c.original = "vgg_regressor"
     return defaults.smoke(c) if "smoke" in given else c

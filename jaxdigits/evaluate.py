@@ -31,7 +31,7 @@ def evaluate(workdir) -> dict:
     best, frozen = restored["best_params"], restored.get("frozen", {})
     last = checkpoint.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)
-    model = models.get(config.model, num_classes=config.num_classes)
+    model = models.build(config)
     (best_acc, best_preds), (last_acc, last_preds) = trainer.test_metrics(
         model, config, ds, best, last, frozen=frozen
     )

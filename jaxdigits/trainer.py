@@ -151,7 +151,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     images, labels = parallel.replicate((ds.images, ds.labels), mesh)
 
     # Model, optimizer and the per-seed state.
-    model = models.get(config.model, num_classes=config.num_classes)
+    model = models.build(config)
     tx = steps.make_optimizer(config, train_idx.shape[1] // config.batch_size)
     state = parallel.replicate(_fresh_state(model, tx, config, pretrained, resuming), mesh)
 

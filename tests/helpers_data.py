@@ -17,6 +17,11 @@ from jaxdigits.data import mnist
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
+# For modules that train on MNIST: skipped, with the reason, where it is not there.
+NEEDS_MNIST = pytest.mark.skipif(
+    not os.environ.get(mnist.ENV_VAR),
+    reason=f"needs MNIST: set {mnist.ENV_VAR} to the IDX folder (CI: ../shared/data/mnist)",
+)
 
 
 def mnist_dir() -> pathlib.Path:

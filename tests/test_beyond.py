@@ -1,6 +1,7 @@
 """The pieces behind the configs that go beyond the originals: placement-free digit-sum
 network and test data, random shifts, and smoke runs of the new configs."""
 
+import functools
 import json
 
 import jax
@@ -28,6 +29,7 @@ def _brute_force_sum(p, num_sums):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_sums", [5, 12, 40])
 def test_sum_log_probs_is_the_convolution_of_the_columns(num_sums):
     rng = np.random.default_rng(0)
@@ -38,37 +40,42 @@ def test_sum_log_probs_is_the_convolution_of_the_columns(num_sums):
     np.testing.assert_allclose(got.sum(-1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_sum_log_probs_gradient_is_finite_for_certain_columns():
     log_p = jnp.log(jnp.asarray([[[1.0, 0, 0], [0, 0, 1.0]]]) + 1e-38)
     grad = jax.grad(lambda lp: sum_columns.sum_log_probs(lp, 6)[0, 2])(log_p)
     assert np.all(np.isfinite(grad))
 
 
+@functools.cache
 def _canvas_model():
+    """(apply, params) of sum_columns; apply jitted (op by op it takes seconds a call)."""
     model = models.get("sum_columns", num_classes=46)
-    params = model.init(jax.random.PRNGKey(0), jnp.zeros((1, 40, 168, 1)))["params"]
-    return model, params
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((1, 40, 168, 1)))["params"]
+    return jax.jit(model.apply), params
 
 
+@pytest.mark.slow
 def test_sum_columns_reads_a_canvas_the_same_wherever_its_content_sits():
     """Moving the content across by a multiple of the stride (8 px) moves the features by
     whole columns: the sum's distribution is unchanged (up to the order of float additions).
     Down, the 40 px canvas is about one receptive field high, so a shift changes what the
     border rows see: there the network relies on having seen every offset in training."""
-    model, params = _canvas_model()
+    apply, params = _canvas_model()
     rng = np.random.default_rng(1)
     x = np.zeros((1, 40, 168, 1), np.float32)
     x[0, 4:24, 40:100, 0] = rng.random((20, 60))
-    out = model.apply({"params": params}, jnp.asarray(x))
+    out = apply({"params": params}, jnp.asarray(x))
     for shift in (24, -16, 8):
         moved = jnp.asarray(np.roll(x, shift, axis=2))
-        np.testing.assert_allclose(model.apply({"params": params}, moved), out, atol=1e-4)
+        np.testing.assert_allclose(apply({"params": params}, moved), out, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_sum_columns_outputs_a_distribution_over_sums():
-    model, params = _canvas_model()
+    apply, params = _canvas_model()
     x = jax.random.uniform(jax.random.PRNGKey(2), (3, 40, 168, 1))
-    out = model.apply({"params": params}, x)
+    out = apply({"params": params}, x)
     assert out.shape == (3, 46)
     np.testing.assert_allclose(jnp.exp(out).sum(-1), 1.0, rtol=1e-5)
     # it starts near the sums of the data (expected ~18), not at 21 columns of uniform digits
@@ -136,6 +143,7 @@ def test_five_digits_and_bad_requests():
         digitsum.compose_anywhere(np.zeros((1, 7, 28, 28), np.uint8), np.random.default_rng())
 
 
+@pytest.mark.slow
 def test_extra_tests_from_the_config():
     cfg = defaults.from_file(REPO_ROOT / "configs" / "digitsum_columns.py", "smoke").data
     sets = jdata.extra_tests(cfg)
@@ -151,6 +159,7 @@ def test_extra_tests_from_the_config():
 # --- random shifts ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_random_shift_moves_whole_images_by_at_most_the_limit():
     images = np.zeros((16, 12, 12), np.uint8)
     images[:, 4:8, 4:8] = np.arange(1, 17, dtype=np.uint8)[:, None, None]
@@ -166,6 +175,7 @@ def test_random_shift_moves_whole_images_by_at_most_the_limit():
 # --- the new configs end to end (smoke size) -------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, overrides",
     [
@@ -188,6 +198,7 @@ def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_p
     assert "test_accuracy_argmin" not in stored
 
 
+@pytest.mark.slow
 def test_a_naive_mislabeled_run_reports_argmin_decoding(tmp_path):
     cfg = defaults.from_file(REPO_ROOT / "configs" / "part3.py", "smoke")
     cfg.seeds = (0,)

@@ -15,7 +15,6 @@ The runs are in-process (trainer.train_and_evaluate). A persistent compilation c
 this module only, lets each program compile once instead of once per run.
 """
 
-import os
 import pathlib
 import shutil
 import subprocess
@@ -26,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from helpers_data import NEEDS_MNIST
 from helpers_runs import assert_same_run, assert_same_tree
 from jax.experimental.compilation_cache import compilation_cache
 
@@ -33,10 +33,7 @@ from jaxdigits import checkpoint, defaults, evaluate, models, output, steps, tra
 from jaxdigits.runtime import interrupt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAXDIGITS_DATA_DIR"),
-    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
-)
+pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 CACHE_OPTIONS = (
     "jax_compilation_cache_dir",
     "jax_persistent_cache_min_compile_time_secs",
@@ -281,7 +278,7 @@ def test_nan_skip_then_stop_keeps_the_last_good_checkpoint(tmp_path):
     (line,) = output.read_metrics(tmp_path)
     assert line["skipped"] == [5, 5]
     # every step undone: the params are still the initial ones (as trainer._init_params)
-    model = models.get(config.model, num_classes=config.num_classes)
+    model = models.build(config)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
     initial = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(keys)
     train = checkpoint.restore_latest(tmp_path)["train"]

@@ -53,6 +53,7 @@ def _nhwc(x):
     return jnp.asarray(x.transpose(0, 2, 3, 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "case,seed",
     [(c, s) for c in ("regressor", "classifier") for s in (0, 1, 2)] + [("vgg", 0), ("vgg", 1)],
@@ -69,6 +70,7 @@ def test_forward_matches_torch(case, seed, vgg_reference):
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5 * max(scale, 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_one_adam_step_moves_parameters_as_torch(case, vgg_reference):
     """One Adam step (lr 1e-3) on the same batch: each parameter moves the same way.
@@ -136,6 +138,7 @@ def test_adaptive_avg_pool_matches_torch(shape):
     np.testing.assert_allclose(np.asarray(got).transpose(0, 3, 1, 2), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_40x168_input_reaches_the_pool_as_1x5():
     x = jnp.zeros((1, 40, 168, 3))
     variables = vgg.VGG11Features().init(jax.random.PRNGKey(0), x)
@@ -168,6 +171,7 @@ def test_imagenet_weights_missing_is_a_clear_error(tmp_path, monkeypatch):
         vgg.imagenet_features(str(tmp_path / "elsewhere.pth"))
 
 
+@pytest.mark.slow
 def test_imagenet_weights_load_from_a_path_with_a_warning(tmp_path):
     """Random VGG11 weights stand in for ImageNet's (not downloadable here): a file given by
     path loads, with a warning that it is not torchvision's IMAGENET1K_V1 file."""
@@ -185,6 +189,7 @@ def test_imagenet_weights_load_from_a_path_with_a_warning(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_hub_cache_file_that_is_not_imagenet_is_refused(tmp_path, monkeypatch):
     cache = tmp_path / "torch" / "hub" / "checkpoints"
     cache.mkdir(parents=True)
@@ -196,6 +201,7 @@ def test_a_hub_cache_file_that_is_not_imagenet_is_refused(tmp_path, monkeypatch)
         vgg.imagenet_features()
 
 
+@pytest.mark.slow
 def test_weights_of_another_network_are_refused(tmp_path):
     torch.manual_seed(0)
     wrong = tmp_path / "vgg13.pth"

@@ -1,19 +1,16 @@
 """Digit-sum runs end to end (smoke size): several seeds in one program, tables, VGG weights."""
 
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
+from helpers_data import NEEDS_MNIST
 from test_trainer import load_config, params_of
 
 from jaxdigits import checkpoint, evaluate, models, output, trainer
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAXDIGITS_DATA_DIR"),
-    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
-)
+pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 
 def regressor(**overrides):
@@ -148,6 +145,7 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
             steps_per_call=1,
             seeds=seeds,
             seed_axis="vmap",
+            vgg_head=(32, 8),  # the original's 100M-parameter head is no part of the plumbing
         )
         c.data.limit, c.data.test_limit = 100, 40  # 5 steps: it is the plumbing we test
         return c
@@ -171,7 +169,7 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
     for a, b in zip(jax.tree.leaves(trained), jax.tree.leaves(solo), strict=True):
         np.testing.assert_allclose(a[1], b[0], rtol=2e-4, atol=2e-6)  # seed 10 as alone
     assert abs(summary["per_seed"][1]["test_accuracy"] - alone["test_accuracy"]) <= 0.03
-    model = models.get("vgg_regressor")
+    model = models.build(config((0, 10)))
     with pytest.warns(UserWarning):
         untrained, _ = trainer._init_params(
             model, config((0, 10)), models.pretrained(config((0, 10)))

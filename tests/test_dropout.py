@@ -47,6 +47,7 @@ def test_other_key_kinds_fall_back_to_jax():
     )
 
 
+@pytest.mark.slow
 def test_five_conv_trains_as_with_flax_dropout(monkeypatch):
     """The whole training forward and gradient equal those of the model with nn.Dropout."""
     model = models.get("five_conv")
@@ -57,9 +58,10 @@ def test_five_conv_trains_as_with_flax_dropout(monkeypatch):
         out = model.apply({"params": p}, x, train=True, rngs={"dropout": jax.random.PRNGKey(4)})
         return jnp.sum(out**2)
 
-    ours = jax.value_and_grad(loss)(params)
+    # jitted, each traced anew: op by op the forward and backward take a minute on a CPU
+    ours = jax.jit(jax.value_and_grad(loss))(params)
     from jaxdigits.models import five_conv
 
     monkeypatch.setattr(five_conv, "Dropout", nn.Dropout)
-    theirs = jax.value_and_grad(loss)(params)
+    theirs = jax.jit(jax.value_and_grad(loss))(params)
     jax.tree.map(np.testing.assert_array_equal, ours, theirs)

@@ -37,6 +37,7 @@ def test_forward_matches_torch(seed):
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradients_of_weighted_loss_match_torch():
     ref = _torch_model(3)
     x, y = _inputs(3, batch=8)
@@ -54,7 +55,7 @@ def test_gradients_of_weighted_loss_match_torch():
         out = model.apply({"params": params}, jnp.asarray(x.transpose(0, 2, 3, 1)))
         return losses.cross_entropy(out, jnp.asarray(y), jnp.asarray(WEIGHTS))
 
-    loss_j, grads = jax.value_and_grad(loss_fn)(variables["params"])
+    loss_j, grads = jax.jit(jax.value_and_grad(loss_fn))(variables["params"])
     np.testing.assert_allclose(float(loss_j), loss_t.item(), rtol=1e-5)
     for (path, g), e in zip(
         jax.tree_util.tree_leaves_with_path(grads),
@@ -83,6 +84,7 @@ def test_init_matches_torch_distribution():
                 np.testing.assert_allclose(ours.std(), bound / np.sqrt(3), rtol=0.05)
 
 
+@pytest.mark.slow
 def test_dropout_is_active_only_in_training():
     model = models.get("five_conv")
     x = jnp.ones((2, 90, 120, 1))

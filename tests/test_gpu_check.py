@@ -9,13 +9,11 @@ import subprocess
 
 import jax
 import pytest
+from helpers_data import NEEDS_MNIST
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAXDIGITS_DATA_DIR"),
-    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
-)
+pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 
 def _run(*args, timeout, cwd=ROOT):

@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from helpers_data import NEEDS_MNIST
 from helpers_runs import assert_same_run
 
 from jaxdigits import checkpoint
@@ -25,10 +26,7 @@ ARGS = [
     "--config.num_epochs=3",
     "--config.steps_per_call=2",
 ]
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAXDIGITS_DATA_DIR"),
-    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
-)
+pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 
 @pytest.fixture(scope="module")

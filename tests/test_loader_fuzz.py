@@ -217,6 +217,7 @@ ANY_DTYPE = st.one_of(
 )
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     name=st.sampled_from(DIGITSUM_FILES),

@@ -130,6 +130,7 @@ def test_each_loss_learns_the_true_classes_of_a_toy_problem(name):
     assert (pred == true).mean() > 0.95
 
 
+@pytest.mark.slow
 def test_self_training_uses_confident_predictions_that_are_not_the_wrong_label():
     logits = jnp.array([[9.0, 0, 0], [9.0, 0, 0], [0.1, 0, 0]])
     comp = jnp.array([1, 0, 2])  # row 1's confident argmax is its complementary label

@@ -38,7 +38,7 @@ def test_state_bytes_equal_the_real_initialised_state(name):
     shape = SMOKE[name]
     est = memory_estimate.estimate(c, *shape)
     n_train, _ = memory_estimate.split_sizes(c, shape[0])
-    model = models.get(c.model, num_classes=c.num_classes)
+    model = models.build(c)
     tx = steps.make_optimizer(c, n_train // c.batch_size)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in c.seeds])
     init = jax.vmap(lambda k: steps.init_params(model, k, c.data.image_size))
@@ -81,6 +81,7 @@ def test_frozen_features_have_no_optimizer_state_and_one_copy():
     )
 
 
+@pytest.mark.slow
 def test_check_fits_raises_one_line_with_the_numbers(monkeypatch, tmp_path):
     """A host with 1 MB available (MemAvailable, the CPU backend's figure) cannot take the
     smoke config: the error names it, the estimate and its parts, what is available and what
@@ -138,6 +139,7 @@ def test_peak_writes_out_only_what_xla_would():
     ) == (2 * 256 * 512 * 4)
 
 
+@pytest.mark.slow
 def test_bench_writes_a_row_with_measured_bytes(tmp_path):
     """One smoke config end to end: estimate, compiled programs, the JSON and Markdown rows."""
     results = bench_memory.main(

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers_data import NEEDS_MNIST
 from helpers_runs import assert_same_run, metric_lines
 
 from jaxdigits import output
@@ -21,10 +22,7 @@ ARGS = [
     "--config.data.limit=400",  # 2 steps of 128 per epoch
     "--config.num_epochs=2",
 ]
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAXDIGITS_DATA_DIR"),
-    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
-)
+pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 
 def free_port() -> int:

@@ -28,6 +28,7 @@ def test_preprocess_resizes_and_normalises():
     np.testing.assert_allclose(np.asarray(x), 2.0, rtol=1e-6)  # (100 - 20) / 40
 
 
+@pytest.mark.slow
 def test_augment_keeps_shape_and_changes_images():
     import jax
 
@@ -64,6 +65,7 @@ def test_weighted_cross_entropy_matches_torch():
     np.testing.assert_allclose(float(masked), float(head), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -88,6 +90,7 @@ def test_train_cli_fails_with_a_clear_message(args, message, tmp_path):
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_one_scan_per_epoch_equals_unrolled_chunks():
     """The accelerator path (one lax.scan per epoch) and the CPU path (chunks, rolled or
     unrolled) agree."""

@@ -11,6 +11,8 @@ import pytest
 from jaxdigits import data, defaults, evaluate, models, trainer
 from jaxdigits.runtime import validate
 
+pytestmark = pytest.mark.slow  # trains
+
 
 class Toy(nn.Module):
     """A frozen random projection, then a trained linear layer."""

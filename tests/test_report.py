@@ -276,6 +276,7 @@ def test_no_runs_still_gives_the_originals(tmp_path):
     assert "*original*, scratch" in text and "No finished runs were found." in text
 
 
+@pytest.mark.slow
 def test_kept_runs_outlive_their_run_directories(runs_dir, tmp_path, capsys):
     """--keep copies a run's small files (no checkpoints) into --kept; the report built from
     the kept copies alone is the report of the run directories, and --check says so."""

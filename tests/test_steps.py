@@ -72,6 +72,7 @@ def _part3(**changes):
     return cfg
 
 
+@pytest.mark.slow
 def test_accelerator_epoch_has_no_host_callback_and_no_conditional(accelerator):
     """The whole epoch is one while loop with no host callback and no conditional anywhere:
     on XLA:GPU a conditional in a loop copies its predicate to the host every step, and a
@@ -90,6 +91,7 @@ def test_accelerator_epoch_has_no_host_callback_and_no_conditional(accelerator):
     assert parts[0][1]["loss"].shape == (96 // cfg.batch_size, len(cfg.seeds))
 
 
+@pytest.mark.slow
 def test_cpu_chunks_compile_one_program_and_report_progress_after_each(monkeypatch):
     """Calls of N steps on the CPU: the epoch's shorter last call runs the same program
     (padded, the padding masked out), and progress follows the calls that have finished."""
@@ -105,6 +107,7 @@ def test_cpu_chunks_compile_one_program_and_report_progress_after_each(monkeypat
     assert sum(compiled) == 1  # one compiled program for 2, 2 and 1 steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("epochs, unrolled", [(1, False), (steps.UNROLL_FROM_STEPS, True)])
 def test_cpu_calls_are_unrolled_only_in_long_runs(epochs, unrolled):
     """Unrolled steps run faster on XLA:CPU but compile slower: a short run stays rolled."""
@@ -140,6 +143,7 @@ def test_vmapped_seeds_share_the_frozen_features_in_dense_convolutions():
         assert f"tensor<{n * cfg.batch_size}x" in conv  # the seeds' batches folded into one
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_keeps_float32_master_params():
     """config.compute_dtype "bfloat16": convolutions run in bf16, the params and Adam's
     moments stay float32, and the epoch lands near the float32 one."""

@@ -34,6 +34,7 @@ def _assert_same_updates(got, reference, start, label):
         np.testing.assert_allclose(np.linalg.norm(da), np.linalg.norm(db), rtol=1e-2)
 
 
+@pytest.mark.slow
 def test_every_mode_trains_the_torch_model_the_same_way():
     """Two steps of each JAX mode and of PyTorch eager (NCHW and channels_last), from the same
     weights on the same batches, end at the same params: the bench times identical work.
@@ -70,6 +71,7 @@ def test_bf16_trains_float32_master_params():
     assert any(not np.allclose(a, b) for a, b in zip(after, jax.tree.leaves(params), strict=True))
 
 
+@pytest.mark.slow
 def test_quick_harness_writes_the_results_schema(tmp_path, capsys):
     argv = [
         "--networks=sum_cnn_regressor",
@@ -106,6 +108,7 @@ def test_quick_harness_writes_the_results_schema(tmp_path, capsys):
     assert text in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_two_devices_split_the_batch_or_say_why_not(tmp_path):
     """The script as a user runs it, on two host devices: the data-parallel modes run, and a
     batch that does not split over the devices is reported, not fatal. Later runs of the same
@@ -182,6 +185,7 @@ def test_bad_arguments_exit_with_usage(bad, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_end_to_end_records_both_frameworks():
     """Both recipes of the digit-sum run, shrunk: same epochs and batch, a real accuracy."""
     records = [end_to_end.run_jax("digitsum_regressor", True)]
@@ -194,6 +198,7 @@ def test_end_to_end_records_both_frameworks():
     assert records[0]["compile_s"] > 0 and records[1]["compile_s"] == 0
 
 
+@pytest.mark.slow
 def test_end_to_end_counts_the_compilation_cache(tmp_path):
     """A JAX run says whether its programs were compiled (cold) or read from the persistent
     cache (warm); both rows stay in a results file."""
@@ -222,6 +227,7 @@ def test_end_to_end_counts_the_compilation_cache(tmp_path):
     assert [r["cache"] for r in merged["end_to_end"]] == ["cold", "warm"]
 
 
+@pytest.mark.slow
 def test_end_to_end_lightning_recipe_trains_part3(monkeypatch):
     """Part III's torch run goes through pl.Trainer where Lightning is installed, for exactly
     the epochs asked (patience 0: no early stopping), and says so in its record."""
@@ -255,6 +261,7 @@ def test_without_lightning_part3_falls_back_to_the_loop(monkeypatch):
     assert end_to_end.recipe("digitsum_regressor") == "loop"
 
 
+@pytest.mark.slow
 def test_compile_mode_trains_as_eager_and_fails_on_a_recompile():
     """torch.compile (the only compile of this file but one, the smallest network and batch):
     two steps end where eager's end; a second call compiles nothing; a call that would
@@ -294,6 +301,7 @@ def test_compile_mode_that_runs_eagerly_is_a_failure(monkeypatch):
         run()
 
 
+@pytest.mark.slow
 def test_the_harness_times_compile_and_says_why_cuda_graphs_cannot_run(tmp_path):
     """The bench's own path for the compiled modes (the same graph as the test above, so
     inductor's cache mostly serves it): compile is timed, compile_graphs without CUDA is a
@@ -320,6 +328,7 @@ def test_the_harness_times_compile_and_says_why_cuda_graphs_cannot_run(tmp_path)
     assert f" | {step:.2f}x | {fused:.2f}x | " in text
 
 
+@pytest.mark.slow
 def test_a_mode_that_fails_while_timed_is_reported_not_timed(tmp_path, monkeypatch):
     """A run that raises during the timed repeats (a compiled mode that recompiles, say) ends
     as a failed row with its reason; the other modes are still timed."""
@@ -455,7 +464,9 @@ def test_flags_for_the_cache_and_end_to_end_only_runs(tmp_path, monkeypatch):
         return pathlib.Path("/cache/dir") if path != "off" else None
 
     monkeypatch.setattr(throughput.compile_cache, "setup", setup)
-    monkeypatch.setattr(throughput.report, "environment", lambda: calls.append("env") or ENV)
+    monkeypatch.setattr(
+        throughput.results_markdown, "environment", lambda: calls.append("env") or ENV
+    )
     argv = ["--networks=none", "--end-to-end=none", "--end-to-end-epochs=1", f"--out={tmp_path}"]
     results = throughput.main([*argv, "--compilation-cache=/cache/dir"])
     assert calls == ["/cache/dir", "env"]

@@ -1,21 +1,18 @@
 """End-to-end smoke runs: resume, evaluate, several seeds, config errors."""
 
 import json
-import os
 import pathlib
 import shutil
 
 import jax
 import numpy as np
 import pytest
+from helpers_data import NEEDS_MNIST
 
 from jaxdigits import checkpoint, defaults, evaluate, output, trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("JAXDIGITS_DATA_DIR"),
-    reason="needs MNIST: set JAXDIGITS_DATA_DIR to the IDX folder (CI: ../shared/data/mnist)",
-)
+pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 
 def load_config(name, arg="smoke", **overrides):

@@ -267,6 +267,7 @@ def get_config(arg=None):
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, names",
     [

@@ -5,6 +5,7 @@ from jaxdigits.models import five_conv, mnist_cnn, sum_cnn, sum_columns, vgg
 from jaxdigits.models.registry import (
     MODELS,
     Model,
+    build,
     config_keys,
     get,
     pretrained,
@@ -17,6 +18,7 @@ from jaxdigits.models.registry import (
 __all__ = [
     "MODELS",
     "Model",
+    "build",
     "config_keys",
     "get",
     "pretrained",

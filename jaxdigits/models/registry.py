@@ -14,7 +14,8 @@ from typing import Any
 class Model:
     """A network as the trainer, the checks and the checkpoints see it.
 
-    module:      the Flax module class, built as module(num_classes=config.num_classes).
+    module:      the Flax module class, built as module(num_classes=config.num_classes,
+                 **options(config)).
     frozen:      top-level param subtrees that are loaded pretrained and never trained:
                  kept once, off the seed axis, out of the optimizer.
     config_keys: config keys this model reads beyond the shared ones, with their defaults
@@ -22,6 +23,7 @@ class Model:
     resumable:   of those keys, the ones a resumed run may change (a moved weights file).
     pretrained:  config -> {frozen subtree: params}, read before any data so that a missing
                  file stops a run at once; None if nothing is loaded.
+    options:     config -> further keyword arguments of the module, from its config keys.
     """
 
     module: Callable
@@ -29,6 +31,7 @@ class Model:
     config_keys: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     resumable: tuple[str, ...] = ()
     pretrained: Callable[[Any], dict] | None = None
+    options: Callable[[Any], dict] = lambda config: {}
 
 
 MODELS: dict[str, Model] = {}
@@ -49,6 +52,12 @@ def spec(name: str) -> Model:
 def get(name: str, **kwargs):
     """The Flax module of model `name`, built with kwargs (num_classes=...)."""
     return spec(name).module(**kwargs)
+
+
+def build(config):
+    """The Flax module a run's config names, with its options."""
+    model = spec(config.model)
+    return model.module(num_classes=config.num_classes, **model.options(config))
 
 
 def split_frozen(name: str, params: dict) -> tuple[dict, dict]:

@@ -69,6 +69,7 @@ def adaptive_avg_pool(x, size):
 class VGGRegressor(nn.Module):
     num_classes: int = 1
     dropout_rate: float = 0.5
+    head: tuple[int, ...] = (4096, 256)  # the original's hidden layers
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -76,7 +77,7 @@ class VGGRegressor(nn.Module):
         x = VGG11Features(name="features")(x)
         x = adaptive_avg_pool(x, (7, 7))
         x = x.reshape(x.shape[0], -1)
-        for i, features in enumerate((4096, 256)):
+        for i, features in enumerate(self.head):
             x = nn.relu(dense(features, x.shape[-1], name=f"fc{i + 1}")(x))
             x = Dropout(self.dropout_rate, deterministic=not train)(x)
         return dense(self.num_classes, x.shape[-1], name="fc3")(x)
@@ -140,7 +141,12 @@ def _sha256(file: pathlib.Path) -> str:
 MODEL = Model(
     VGGRegressor,
     frozen=("features",),
-    config_keys={"vgg_weights": ""},  # a .pth state_dict; empty: the torch hub cache
+    config_keys={
+        "vgg_weights": "",  # a .pth state_dict; empty: the torch hub cache
+        "vgg_head": (4096, 256),  # hidden layers of the head (the original's; tests use less)
+    },
     resumable=("vgg_weights",),  # the features are in the checkpoint: the file may move
     pretrained=lambda config: {"features": imagenet_features(config.vgg_weights)},
+    # runs from before the key was there have the original's head
+    options=lambda config: {"head": tuple(config.get("vgg_head", (4096, 256)))},
 )

@@ -253,7 +253,7 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     s = seeds.index(seed)
     params = jax.tree.map(lambda x: x[s : s + 1], params)  # keep the seed axis
     ds = data.build(config.data)
-    model = models.get(config.model, num_classes=config.num_classes)
+    model = models.build(config)
     result = {"labels": ds.test_labels, "seed": seed}
     [(accs, preds)] = trainer.test_metrics(  # every decode from one pass
         model, config, ds, params, frozen=restored.get("frozen"), decode=tuple(decodes)

@@ -172,7 +172,7 @@ def parts(config, num_images: int):
     """(model, optimizer) as the trainer makes them."""
     per_epoch = max(split_sizes(config, num_images)[0] // config.batch_size, 1)
     tx = steps.make_optimizer(config, per_epoch)
-    return models.get(config.model, num_classes=config.num_classes), tx
+    return models.build(config), tx
 
 
 def train_program(model, tx, config):
