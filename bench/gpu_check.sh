@@ -86,7 +86,7 @@ nvidia-smi >>"$log" 2>&1 || true
 parity=(tests/test_five_conv.py tests/test_digitsum_models.py tests/test_layers.py tests/test_dropout.py)
 ((dry)) && parity=(tests/test_five_conv.py tests/test_layers.py)
 JAX_DEFAULT_MATMUL_PRECISION=highest step parity 30 \
-  "$py" -m pytest -q -p no:cacheprovider "${parity[@]}"
+  "$py" -m pytest -q -p no:cacheprovider -o addopts= "${parity[@]}"  # one process on the GPU
 
 # (c) The trainer: seeds vmapped (the accelerator default) and looped agree.
 step smoke 20 "$py" bench/gpu_check.py smoke "$out/smoke.json"

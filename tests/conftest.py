@@ -14,3 +14,23 @@ if not os.environ.get("JAXDIGITS_DATA_DIR") and SHARED_MNIST.is_dir():
 from jaxdigits.runtime import compile_cache  # noqa: E402
 
 compile_cache.setup()
+
+# The longest files first: with the suite split over two processes a file at a time
+# (pyproject's addopts), a long file started last would run on alone at the end.
+FIRST = (
+    "test_gpu_check",
+    "test_digitsum_train",
+    "test_throughput",
+    "test_digitsum_models",
+    "test_checkpoint",
+    "test_interrupt",
+    "test_beyond",
+    "test_parallel",
+    "test_pipeline",
+    "test_trainer",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__, len(FIRST)))  # stable sort
