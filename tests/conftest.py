@@ -17,17 +17,20 @@ compile_cache.setup()
 
 # The longest files first: with the suite split over two processes a file at a time
 # (pyproject's addopts), a long file started last would run on alone at the end.
-FIRST = (
+FIRST = (  # by their summed test time, longest first
     "test_gpu_check",
     "test_digitsum_train",
     "test_throughput",
     "test_digitsum_models",
+    "test_pipeline",
+    "test_parallel",
     "test_checkpoint",
     "test_interrupt",
     "test_beyond",
-    "test_parallel",
-    "test_pipeline",
     "test_trainer",
+    "test_steps",
+    "test_losses",
+    "test_five_conv",
 )
 
 
