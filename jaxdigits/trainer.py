@@ -57,9 +57,9 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
     """(per-seed trainable params, frozen params): fresh (torch-style init; the frozen
     subtrees, models.Model.frozen, one copy from `pretrained`), or another run's best params. A
     resuming run restores its own, so it needs only the shapes."""
-    fresh = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(
-        jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
-    )
+    # One program: run op by op, the initialisers compile a hundred small programs (seconds).
+    init = jax.jit(jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size)))
+    fresh = init(jnp.stack([jax.random.PRNGKey(s) for s in config.seeds]))
     fresh, frozen = models.split_frozen(config.model, fresh)
     # Without the pretrained parts (a resuming run), seed 0's init gives their shapes.
     frozen = {
@@ -232,9 +232,9 @@ def _fresh_state(model, tx, config, pretrained: dict, resuming: bool = False) ->
     n_seeds = len(config.seeds)
     params, frozen = _init_params(model, config, pretrained, resuming)
     return {
-        "train": {"params": params, "opt_state": jax.vmap(tx.init)(params)},
+        "train": {"params": params, "opt_state": jax.jit(jax.vmap(tx.init))(params)},
         "frozen": frozen,  # one copy, no seed axis ({} for most models)
-        "best_params": jax.tree.map(jnp.copy, params),  # train params are donated
+        "best_params": _copy(params),  # train params are donated
         "best_val_loss": jnp.full((n_seeds,), jnp.inf),
         "best_epoch": jnp.zeros((n_seeds,), jnp.int32),
         "wait": jnp.zeros((n_seeds,), jnp.int32),
@@ -276,6 +276,19 @@ def _train_epoch(train_calls, train, epoch_args, epoch, ckpts, stop, config):
     return train, steps.epoch_means(steps.concat_metrics(parts)), seconds
 
 
+@jax.jit  # one program, not one per parameter shape
+def _copy(params):
+    return jax.tree.map(jnp.copy, params)
+
+
+@jax.jit
+def _keep_best(improved, params, best):
+    sel = lambda new, old: jnp.where(  # noqa: E731
+        improved.reshape((-1,) + (1,) * (new.ndim - 1)), new, old
+    )
+    return jax.tree.map(sel, params, best)
+
+
 def _early_stopping(state, active, val_loss, epoch, seconds, config):
     """Lightning's EarlyStopping on val_loss (mode min, min_delta 0), per seed.
 
@@ -284,11 +297,8 @@ def _early_stopping(state, active, val_loss, epoch, seconds, config):
     active = np.asarray(active)
     improved = active & (val_loss < np.asarray(state["best_val_loss"]))
     wait = np.where(improved, 0, np.asarray(state["wait"]) + active)
-    sel = lambda new, old: jnp.where(  # noqa: E731
-        jnp.asarray(improved).reshape((-1,) + (1,) * (new.ndim - 1)), new, old
-    )
     state = dict(state)
-    state["best_params"] = jax.tree.map(sel, state["train"]["params"], state["best_params"])
+    state["best_params"] = _keep_best(improved, state["train"]["params"], state["best_params"])
     state["best_val_loss"] = jnp.where(improved, val_loss, state["best_val_loss"])
     state["best_epoch"] = jnp.where(improved, epoch, state["best_epoch"])
     state["wait"] = jnp.asarray(wait, jnp.int32)
