@@ -56,7 +56,7 @@ class SumCNNTorch(nn.Module):
 class VGGRegressorTorch(nn.Module):
     """1x1 conv 1->3 (no bias) -> VGG11 features and 7x7 adaptive avg pool (frozen) -> MLP -> 1."""
 
-    def __init__(self, weights=None):
+    def __init__(self, weights=None, head: tuple[int, int] = (4096, 256)):
         super().__init__()
         import torchvision
 
@@ -67,13 +67,13 @@ class VGGRegressorTorch(nn.Module):
         for p in self.features.parameters():
             p.requires_grad = False
         self.head = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
+            nn.Linear(512 * 7 * 7, head[0]),
             nn.ReLU(),
             nn.Dropout(0.5),
-            nn.Linear(4096, 256),
+            nn.Linear(head[0], head[1]),
             nn.ReLU(),
             nn.Dropout(0.5),
-            nn.Linear(256, 1),
+            nn.Linear(head[1], 1),
         )
 
     def forward(self, x):
