@@ -140,14 +140,14 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
         c = load_config(
             "digitsum_vgg",
             vgg_weights=str(weights),
-            batch_size=16,
-            eval_batch_size=40,
+            batch_size=8,
+            eval_batch_size=20,
             steps_per_call=1,
             seeds=seeds,
             seed_axis="vmap",
             vgg_head=(32, 8),  # the original's 100M-parameter head is no part of the plumbing
         )
-        c.data.limit, c.data.test_limit = 100, 40  # 5 steps: it is the plumbing we test
+        c.data.limit, c.data.test_limit = 50, 20  # 5 steps: it is the plumbing we test
         return c
 
     with pytest.warns(UserWarning, match="not torchvision's IMAGENET1K_V1"):
