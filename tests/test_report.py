@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from jaxdigits import defaults, output
-from jaxdigits.report import build, figures, tables
+from jaxdigits.report import build, cells, figures, headline, tables
 from jaxdigits.report.runs import collect, collect_all, keep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -128,17 +128,17 @@ def test_collect_reads_every_finished_run(runs_dir):
 
 
 def test_cells():
-    assert tables.percent_cell([99.12]) == "99.12 %"
-    assert tables.percent_cell([13.24, 12.38, 12.17]) == "12.60 % (13.24 / 12.38 / 12.17)"
-    assert tables.percent_cell(None) == "—"
-    assert tables.duration(42.4) == "42 s"
-    assert tables.duration(3224) == "53 min 44 s"
-    assert tables.duration(2 * 3600 + 125) == "2 h 2 min"
-    assert tables.duration(None) == "—"
+    assert cells.percent_cell([99.12]) == "99.12 %"
+    assert cells.percent_cell([13.24, 12.38, 12.17]) == "12.60 % (13.24 / 12.38 / 12.17)"
+    assert cells.percent_cell(None) == "—"
+    assert cells.duration(42.4) == "42 s"
+    assert cells.duration(3224) == "53 min 44 s"
+    assert cells.duration(2 * 3600 + 125) == "2 h 2 min"
+    assert cells.duration(None) == "—"
 
 
 def test_headline_rows(runs_dir):
-    text = tables.headline(collect(runs_dir))
+    text = headline.headline(collect(runs_dir))
     # the originals, from ORIGINAL_EXPERIMENTS.md and originals.DIGITSUM
     assert "| Mislabeled MNIST | *original*, scratch | — | — | 0.20 % | 11.55 % |" in text
     assert "6 min 57 s" in text
@@ -172,12 +172,12 @@ def test_headline_rows(runs_dir):
 def test_config_cell_falls_back_to_the_config_without_a_command(tmp_path):
     fake_run(tmp_path, "old", "part3.py", [record(0.002)], command=False)
     (run,) = collect(tmp_path)
-    assert tables.config_cell(run) == "five_conv, classify, mislabeled (no command recorded)"
+    assert cells.config_cell(run) == "five_conv, classify, mislabeled (no command recorded)"
     assert "no command recorded" in tables.commands([run])
     run.summary["command"] = (
         "python -m jaxdigits.train --config=configs/part2.py --workdir=x --config.num_epochs=6"
     )
-    assert tables.config_cell(run) == "`configs/part2.py --config.num_epochs=6`"
+    assert cells.config_cell(run) == "`configs/part2.py --config.num_epochs=6`"
 
 
 def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path):
@@ -210,7 +210,7 @@ def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path
     old_runs = collect(old)
     assert "argmin" not in tables.mislabeled_table([old_runs[1]])
     assert "anywhere" not in tables.digitsum_table([old_runs[0]])
-    assert "argmin" not in tables.headline(old_runs)
+    assert "argmin" not in headline.headline(old_runs)
 
 
 def test_write_report_with_figures(runs_dir, tmp_path):
@@ -292,7 +292,7 @@ def test_kept_runs_outlive_their_run_directories(runs_dir, tmp_path, capsys):
     build.main([*args, "--runs", str(runs_dir)])
     direct, direct_readme = out.read_text(), readme.read_text()
     assert "old table" not in direct_readme and direct_readme.endswith("\nafter\n")
-    assert tables.headline(collect(runs_dir)) + "\n" in direct_readme
+    assert headline.headline(collect(runs_dir)) + "\n" in direct_readme
 
     keep_args = [a for d in sorted(runs_dir.iterdir()) if d.is_dir() for a in ("--keep", str(d))]
     build.main([*args, "--runs", str(tmp_path / "none"), *keep_args])

@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 from jaxdigits import output
-from jaxdigits.report import tables
+from jaxdigits.report import headline, tables
 from jaxdigits.report.figures import FIGURES, confusion_links, link, plot_curves
 from jaxdigits.report.runs import ReportError, Run, collect_all, keep
 
@@ -36,7 +36,7 @@ def render(runs: list[Run], out_dir) -> str:
         "--workdir RUN` recomputes it from the checkpoints); the originals' numbers are "
         "those reported in ORIGINAL_EXPERIMENTS.md.",
         "## Headline",
-        tables.headline(runs),
+        headline.headline(runs),
     ]
     for group, title in tables.GROUPS.items():
         members = [r for r in runs if r.group == group]
@@ -81,7 +81,7 @@ def with_headline(readme: str, runs: list[Run], path="README.md") -> str:
         raise ReportError(
             f"{path}: no headline block (a line {README_BEGIN!r}, then one {README_END!r})"
         ) from None
-    table = tables.headline(runs) + "\n"
+    table = headline.headline(runs) + "\n"
     return "".join(lines[: begin + 1]) + table + "".join(lines[end:])
 
 
