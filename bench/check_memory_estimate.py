@@ -39,7 +39,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxdigits import data, defaults, output, steps  # noqa: E402
+from jaxdigits import data, defaults, epochs, output, steps  # noqa: E402
 from jaxdigits.data import pipeline  # noqa: E402
 from jaxdigits.runtime import memory_estimate  # noqa: E402
 
@@ -94,7 +94,7 @@ def device_peak(cfg, model, tx, ds, n_steps: int) -> int | None:
     keys = jnp.stack([jax.random.PRNGKey(s) for s in cfg.seeds])
     active = jnp.ones((len(cfg.seeds),), bool)
     part = train_idx[:, : n_steps * cfg.batch_size]
-    epoch = steps.make_train_epoch(model, tx, cfg)
+    epoch = epochs.make_train_epoch(model, tx, cfg)
     state["train"], _ = epoch(state["train"], state["frozen"], images, labels, part, keys, active)
     evaluate = steps.make_evaluate(model, cfg)
     params = state["train"]["params"]

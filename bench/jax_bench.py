@@ -91,7 +91,7 @@ def _runner(mode, update, state_box, x, y):
 
     if mode == "fused":
         # Unrolled on the CPU backend, as the trainer's calls of long runs there
-        # (steps.unroll_calls): XLA:CPU runs a step slower inside a while loop.
+        # (epochs.unroll_calls): XLA:CPU runs a step slower inside a while loop.
         unroll = n_steps if jax.default_backend() == "cpu" else 1
 
         @functools.partial(xla.jit, donate_argnums=0)

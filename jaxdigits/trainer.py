@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, data, defaults, models, output, steps
+from jaxdigits import checkpoint, data, defaults, epochs, models, output, steps
 from jaxdigits.data import pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
@@ -168,7 +168,7 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
 
     # Train: jitted calls over each epoch, validation, early stopping, checkpoint.
     bar = tqdm.tqdm(total=train_idx.shape[1] // config.batch_size, unit="step", leave=False)
-    train_calls = steps.make_epoch_calls(
+    train_calls = epochs.make_epoch_calls(
         model,
         tx,
         config,
@@ -267,13 +267,13 @@ def _train_epoch(train_calls, train, epoch_args, epoch, ckpts, stop, config):
                 "train": train,
                 "done": np.asarray(done),
                 "seconds": np.asarray(seconds),
-                "metrics": steps.concat_metrics(parts),
+                "metrics": epochs.concat_metrics(parts),
             }
             ckpts.save_partial(epoch, tree)
             raise stop.interrupted(f"at step {done} of {n_steps} in epoch {epoch}")
     jax.block_until_ready(train)
     seconds += time.perf_counter() - t0
-    return train, steps.epoch_means(steps.concat_metrics(parts)), seconds
+    return train, epochs.epoch_means(epochs.concat_metrics(parts)), seconds
 
 
 @jax.jit  # one program, not one per parameter shape
@@ -342,12 +342,12 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     per_seed = []
     for i in range(len(seeds)):
         best = int(state["best_epoch"][i])
-        epochs = int(sum(r["active"][i] for r in history))
+        n_epochs = int(sum(r["active"][i] for r in history))
         per_seed.append(
             {
                 "test_accuracy": float(last_acc[i]),
-                "val_accuracy": float(history[epochs - 1]["val_accuracy"][i]),
-                "epochs": epochs,
+                "val_accuracy": float(history[n_epochs - 1]["val_accuracy"][i]),
+                "epochs": n_epochs,
                 "train_seconds": float(state["train_seconds"][i]),
                 "test_accuracy_best": float(best_acc[i]),
                 "val_accuracy_best": float(history[best - 1]["val_accuracy"][i]),

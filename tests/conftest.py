@@ -28,7 +28,7 @@ FIRST = (  # by their summed test time, longest first
     "test_interrupt",
     "test_beyond",
     "test_trainer",
-    "test_steps",
+    "test_epochs",
     "test_losses",
     "test_five_conv",
 )

@@ -21,7 +21,7 @@ import sys
 
 from orbax.checkpoint._src.path import atomicity
 
-from jaxdigits import checkpoint, steps
+from jaxdigits import checkpoint, epochs
 
 
 def _die():
@@ -30,7 +30,7 @@ def _die():
 
 
 def _after_calls(n: int, action):
-    make = steps.make_epoch_calls
+    make = epochs.make_epoch_calls
     count = [0]
 
     def make_epoch_calls(*args, **kwargs):
@@ -45,7 +45,7 @@ def _after_calls(n: int, action):
 
         return counted
 
-    steps.make_epoch_calls = make_epoch_calls
+    epochs.make_epoch_calls = make_epoch_calls
 
 
 def _step_dir_is(path, where: str) -> bool:

@@ -97,7 +97,7 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
     import jax
     import ml_collections
 
-    from jaxdigits import models, steps
+    from jaxdigits import epochs, models, steps
 
     cfg = ml_collections.ConfigDict(
         dict(
@@ -128,13 +128,13 @@ def test_one_scan_per_epoch_equals_unrolled_chunks():
         cfg.steps_per_call, cfg.num_epochs = steps_per_call, num_epochs
         params = jax.vmap(lambda k: steps.init_params(model, k, (90, 120)))(keys)
         state = {"params": params, "opt_state": jax.vmap(tx.init)(params)}
-        epoch = steps.make_train_epoch(model, tx, cfg)
+        epoch = epochs.make_train_epoch(model, tx, cfg)
         return epoch(state, {}, images, labels, train_idx, keys, active)
 
     scan_state, scan_m = run(-1)
     # 7 steps: 3 + 3 + 1 (padded to 3), rolled (a short run) and unrolled (a long one)
-    for epochs in (1, steps.UNROLL_FROM_STEPS):
-        chunk_state, chunk_m = run(3, epochs)
+    for num_epochs in (1, epochs.UNROLL_FROM_STEPS):
+        chunk_state, chunk_m = run(3, num_epochs)
         for a, b in zip(jax.tree.leaves(scan_state), jax.tree.leaves(chunk_state), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(scan_m["loss"], chunk_m["loss"], rtol=1e-4)

@@ -177,7 +177,7 @@ def parts(config, num_images: int):
 
 def train_program(model, tx, config):
     """One train step of every seed, jitted with the state donated: the body of the trainer's
-    epoch programs (steps.make_epoch_calls scans or unrolls it), so what they hold per step.
+    epoch programs (epochs.make_epoch_calls scans or unrolls it), so what they hold per step.
     A standalone program, because those are built inside make_epoch_calls."""
     step = functools.partial(steps.train_step, model=model, tx=tx, cfg=config)
     step = steps.over_seeds(step, steps.TRAIN_STEP_AXES, steps.seed_axis(config))

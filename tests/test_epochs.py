@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdigits import defaults, models, steps
+from jaxdigits import defaults, epochs, models, steps
 from jaxdigits.runtime import memory_estimate, validate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -78,10 +78,10 @@ def test_accelerator_epoch_has_no_host_callback_and_no_conditional(accelerator):
     on XLA:GPU a conditional in a loop copies its predicate to the host every step, and a
     callback waits for the host. A progress callback given to the trainer stays on the host."""
     cfg = _part3()
-    assert steps.steps_per_call(cfg) == 0 and steps.seed_axis(cfg) == "vmap"
+    assert epochs.steps_per_call(cfg) == 0 and steps.seed_axis(cfg) == "vmap"
     model, tx = models.get(cfg.model), steps.make_optimizer(cfg)
     seen = []
-    calls = steps.make_epoch_calls(model, tx, cfg, progress=seen.append)
+    calls = epochs.make_epoch_calls(model, tx, cfg, progress=seen.append)
     args = _epoch_inputs(cfg, model, tx)
     assert "stablehlo.while" in calls.epoch_program.lower(*args).as_text()  # one rolled loop
     assert host_syncs(calls.epoch_program, *args) == []
@@ -98,7 +98,7 @@ def test_cpu_chunks_compile_one_program_and_report_progress_after_each(monkeypat
     cfg = _part3(steps_per_call=2)
     model, tx = models.get(cfg.model), steps.make_optimizer(cfg)
     seen = []
-    calls = steps.make_epoch_calls(model, tx, cfg, progress=seen.append)
+    calls = epochs.make_epoch_calls(model, tx, cfg, progress=seen.append)
     args = _epoch_inputs(cfg, model, tx, n_images=5 * cfg.batch_size)  # 5 steps: 2 + 2 + 1
     parts = list(calls(*args))
     assert seen == [2, 4, 5] and [d for *_, d in parts] == [2, 4, 5]
@@ -108,12 +108,12 @@ def test_cpu_chunks_compile_one_program_and_report_progress_after_each(monkeypat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("epochs, unrolled", [(1, False), (steps.UNROLL_FROM_STEPS, True)])
-def test_cpu_calls_are_unrolled_only_in_long_runs(epochs, unrolled):
+@pytest.mark.parametrize("num_epochs, unrolled", [(1, False), (epochs.UNROLL_FROM_STEPS, True)])
+def test_cpu_calls_are_unrolled_only_in_long_runs(num_epochs, unrolled):
     """Unrolled steps run faster on XLA:CPU but compile slower: a short run stays rolled."""
-    cfg = _part3(steps_per_call=2, num_epochs=epochs)
+    cfg = _part3(steps_per_call=2, num_epochs=num_epochs)
     model, tx = models.get(cfg.model), steps.make_optimizer(cfg)
-    calls = steps.make_epoch_calls(model, tx, cfg)
+    calls = epochs.make_epoch_calls(model, tx, cfg)
     args = _epoch_inputs(cfg, model, tx, n_images=2 * cfg.batch_size)
     rolled, unrolled_program = calls.call_programs
     list(calls(*args))
@@ -152,7 +152,7 @@ def test_bfloat16_compute_keeps_float32_master_params():
         cfg = _part3(compute_dtype=dtype, steps_per_call=-1)
         validate.check(cfg)
         model, tx = models.get(cfg.model), steps.make_optimizer(cfg)
-        calls = steps.make_epoch_calls(model, tx, cfg)
+        calls = epochs.make_epoch_calls(model, tx, cfg)
         args = _epoch_inputs(cfg, model, tx, n_images=64)
         text = calls.epoch_program.lower(*args).as_text()
         convs = re.findall(r"stablehlo\.convolution.*", text)
