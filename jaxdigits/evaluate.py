@@ -13,9 +13,10 @@ import sys
 
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 
 from jaxdigits import checkpoint, data, defaults, models, output, trainer
+from jaxdigits.runtime import cli as cli_app
 from jaxdigits.runtime import compile_cache
 
 flags.DEFINE_string("workdir", None, "A run directory written by jaxdigits.train.")
@@ -87,5 +88,10 @@ def main(argv):
     print("matches summary.json")
 
 
+def cli():
+    """The `jaxdigits-evaluate` command."""
+    cli_app.run(main, (__name__, compile_cache.__name__))
+
+
 if __name__ == "__main__":
-    app.run(main)
+    cli()

@@ -13,11 +13,12 @@ Data parallel over several processes (docs/troubleshooting.md, "Several GPUs or 
 import shlex
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from jaxdigits import trainer
 from jaxdigits.data import DataError
+from jaxdigits.runtime import cli as cli_app
 from jaxdigits.runtime import compile_cache, interrupt, parallel
 
 config_flags.DEFINE_config_file("config", None, "Experiment config file (FILE.py[:ARG]).")
@@ -67,5 +68,10 @@ def main(argv):
         sys.exit(f"error: {e}")
 
 
+def cli():
+    """The `jaxdigits-train` command."""
+    cli_app.run(main, (__name__, compile_cache.__name__), flags_parser=parse_flags)
+
+
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    cli()
