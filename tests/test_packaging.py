@@ -1,5 +1,6 @@
-"""The commands on the PATH ([project.scripts]): one per `python -m` entry point of the
-package, each the same program with the same flags."""
+"""pyproject.toml: the commands on the PATH ([project.scripts]), one per `python -m` entry
+point of the package, each the same program with the same flags; and constraints.txt, the
+versions CI installs, pinning every dependency."""
 
 import pathlib
 import re
@@ -19,6 +20,32 @@ def _scripts() -> dict[str, str]:
 
 
 SCRIPTS = _scripts()
+
+
+def _requirements(key: str) -> list[str]:
+    """The requirements in pyproject's list `key = [...]` (dependencies, an extra)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(rf"^{key} = \[(.*?)^\]", text, re.M | re.S).group(1)
+    return re.findall(r'^\s*"([^"]+)"', block, re.M)
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_constraints_pin_every_dependency():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version.strip(), f"constraints.txt: {line!r} is not NAME==VERSION"
+            pins[_canonical(name)] = version
+    needed = [r for key in ("dependencies", "dev") for r in _requirements(key)]
+    names = {_canonical(re.match(r"[\w.-]+", r).group(0)) for r in needed}
+    assert {"jax", "pytest", "torch"} <= names  # the parsing found the lists
+    assert names - set(pins) == set(), "pin them: pip freeze in CI's venv"
+    for name, version in (r.split("==") for r in needed if "==" in r):
+        assert pins[_canonical(name)] == version, name  # where pyproject pins, the same
 
 
 def _modules_with_a_main() -> set[str]:
