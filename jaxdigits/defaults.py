@@ -57,6 +57,8 @@ def _shared() -> ml_collections.ConfigDict:
     d.name = ""
     d.path = ""  # the original's files, when a user has them
     d.mnist_dir = ""  # default: $JAXDIGITS_DATA_DIR
+    d.source = "auto"  # where MNIST comes from when no folder is named (data/fetch.py)
+    d.mirror = ""  # a base URL holding MNIST's four .gz files (default: data/fetch.py)
     d.label_seed = 0
     d.val_fraction = 0.1
     d.image_size = (28, 28)

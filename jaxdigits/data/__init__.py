@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 
-from jaxdigits.data import digits, digitsum, mislabeled, mnist
+from jaxdigits.data import digits, digitsum, fetch, mislabeled, mnist
 from jaxdigits.data.errors import DataError
 from jaxdigits.data.registry import DATASETS, Dataset, register, spec
 
@@ -27,19 +27,24 @@ class Data:
     true_labels: np.ndarray | None = None  # int32 [N], when known (generated sets)
 
 
+def _mnist_dir(cfg) -> str:
+    """The folder of the IDX files, fetched into the cache first if need be."""
+    return str(fetch.locate(cfg.mnist_dir, cfg.get("source", "auto"), cfg.get("mirror", "")))
+
+
 def _mnist_test(cfg):
-    return mnist.load("test", cfg.mnist_dir)
+    return mnist.load("test", _mnist_dir(cfg))
 
 
 def _mislabeled(cfg):
     if cfg.path:
         images, labels = mislabeled.load_original(cfg.path)
         return images, labels, None
-    return mislabeled.generate(cfg.label_seed, cfg.mnist_dir)
+    return mislabeled.generate(cfg.label_seed, _mnist_dir(cfg))
 
 
 def _mnist(cfg):
-    images, labels = mnist.load("train", cfg.mnist_dir)
+    images, labels = mnist.load("train", _mnist_dir(cfg))
     return images, labels, labels
 
 
@@ -55,7 +60,7 @@ def _digitsum(cfg):
     if cfg.path:
         images, sums = digitsum.load_original(cfg.path)
     else:
-        images, sums, _ = digitsum.generate(cfg.size, cfg.generator_seed, "train", cfg.mnist_dir)
+        images, sums, _ = digitsum.generate(cfg.size, cfg.generator_seed, "train", _mnist_dir(cfg))
     return images, sums, sums
 
 
@@ -63,7 +68,7 @@ def _digitsum_test(cfg, k=digitsum.NUM_DIGITS, placement=digitsum.PLACEMENTS[0])
     """Canvases of MNIST test digits, with the test set's seed: "anywhere-4" shows the test
     set's digits moved."""
     images, sums, _ = digitsum.generate(
-        cfg.test_size, cfg.generator_seed + 1, "test", cfg.mnist_dir, k, placement
+        cfg.test_size, cfg.generator_seed + 1, "test", _mnist_dir(cfg), k, placement
     )
     return images, sums
 

@@ -23,9 +23,14 @@ _MAGIC = {0x00000803: 3, 0x00000801: 1}  # images have 3 dims, labels 1
 MAX_BYTES = 2**28  # 256 MiB: MNIST's largest file is 47 MB, so a gzip bomb stops here
 
 
-def data_dir(override: str = "") -> pathlib.Path:
-    """The MNIST directory: the override, else $JAXDIGITS_DATA_DIR."""
+def data_dir(override: str = "", fetch: bool = True) -> pathlib.Path:
+    """The MNIST directory: the override, else $JAXDIGITS_DATA_DIR, else (with `fetch`) the
+    cache folder, where MNIST is fetched the first time (jaxdigits/data/fetch.py)."""
     path = override or os.environ.get(ENV_VAR, "")
+    if not path and fetch:
+        from jaxdigits.data import fetch as fetching  # it reads IDX files with this module
+
+        return fetching.locate()
     if not path:
         raise DataError(
             f"MNIST not found: set ${ENV_VAR} (or --config.data.mnist_dir) to a folder holding "

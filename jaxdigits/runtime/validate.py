@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import ml_collections
 
 from jaxdigits import data, defaults, losses, models, steps
-from jaxdigits.data import pipeline
+from jaxdigits.data import fetch, pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, parallel
 
@@ -142,6 +142,7 @@ def _check_names(values: dict):
         "loss.complementary": losses.COMPLEMENTARY_LOSSES,
         "model": tuple(models.MODELS),
         "data.name": tuple(data.DATASETS),
+        "data.source": fetch.SOURCES,
         "original": ("", *originals.DIGITSUM),
         "nonfinite": interrupt.NONFINITE,
         "parallel": parallel.PARALLEL,
