@@ -11,14 +11,14 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, data, defaults, epochs, models, output, steps
+from jaxdigits import checkpoint, data, defaults, epochs, models, output, steps, tracking
 from jaxdigits.data import pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
 
-# Keys a resumed run may change: extending a run by more epochs is fine. Models add
+# Keys a resumed run may change: extending a run by more epochs, or logging it. Models add
 # theirs (models.Model.resumable).
-RESUMABLE_CHANGES = ("num_epochs", "steps_per_call", "nonfinite")
+RESUMABLE_CHANGES = ("num_epochs", "steps_per_call", "nonfinite", "log")
 
 
 def _check_config(config):
@@ -152,7 +152,8 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
 
     # Model, optimizer and the per-seed state.
     model = models.build(config)
-    tx = steps.make_optimizer(config, train_idx.shape[1] // config.batch_size)
+    steps_per_epoch = train_idx.shape[1] // config.batch_size
+    tx = steps.make_optimizer(config, steps_per_epoch)
     state = parallel.replicate(_fresh_state(model, tx, config, pretrained, resuming), mesh)
 
     # Resume from the newest checkpoint that verifies, if any.
@@ -165,66 +166,79 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
     elif resuming:  # every checkpoint was damaged: a fresh start, pretrained parts included
         state = parallel.replicate(_fresh_state(model, tx, config, models.pretrained(config)), mesh)
     output.truncate_metrics(workdir, start)
-
-    # Train: jitted calls over each epoch, validation, early stopping, checkpoint.
-    bar = tqdm.tqdm(total=train_idx.shape[1] // config.batch_size, unit="step", leave=False)
-    train_calls = epochs.make_epoch_calls(
-        model,
-        tx,
-        config,
-        progress=lambda t: bar.update(int(t) - bar.n),
-        batch_sharding=parallel.batch_sharding(mesh),
-    )
-    evaluate = _evaluator(model, config)
-    seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
-    # Closing the bar first: a stopped run's message gets a line of its own.
-    with interrupt.StopRequests() as stop, contextlib.closing(ckpts), contextlib.closing(bar):
-        for epoch in range(start + 1, config.num_epochs + 1):
-            if not np.asarray(state["active"]).any():
-                break
-            bar.reset()
-            bar.set_description(f"epoch {epoch}/{config.num_epochs}")
-            keys = np.asarray(jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys))  # noqa: B023
-            active = state["active"]
-            epoch_args = (state["frozen"], images, labels, train_idx, keys, active)
-            state["train"], train_m, seconds = _train_epoch(
-                train_calls, state["train"], epoch_args, epoch, ckpts, stop, config
-            )
-            val_loss, val_acc, _ = evaluate(
-                state["train"]["params"],
+    lr = steps.learning_rate(config, steps_per_epoch)
+    tracker = tracking.Tracker(config, workdir, start, lr, steps_per_epoch, parallel.is_writer())
+    try:
+        # Train: jitted calls over each epoch, validation, early stopping, checkpoint.
+        bar = tqdm.tqdm(total=steps_per_epoch, unit="step", leave=False)
+        train_calls = epochs.make_epoch_calls(
+            model,
+            tx,
+            config,
+            progress=lambda t: bar.update(int(t) - bar.n),
+            batch_sharding=parallel.batch_sharding(mesh),
+        )
+        evaluate = _evaluator(model, config)
+        seed_keys = jnp.stack([jax.random.PRNGKey(s) for s in seeds])
+        # Closing the bar first: a stopped run's message gets a line of its own.
+        with interrupt.StopRequests() as stop, contextlib.closing(ckpts), contextlib.closing(bar):
+            for epoch in range(start + 1, config.num_epochs + 1):
+                if not np.asarray(state["active"]).any():
+                    break
+                bar.reset()
+                bar.set_description(f"epoch {epoch}/{config.num_epochs}")
+                keys = np.asarray(jax.vmap(lambda k: jax.random.fold_in(k, epoch))(seed_keys))  # noqa: B023
+                active = state["active"]
+                epoch_args = (state["frozen"], images, labels, train_idx, keys, active)
+                state["train"], train_m, seconds = _train_epoch(
+                    train_calls, state["train"], epoch_args, epoch, ckpts, stop, config
+                )
+                val_loss, val_acc, _ = evaluate(
+                    state["train"]["params"],
+                    state["frozen"],
+                    images,
+                    labels,
+                    val_idx,
+                    config.data.mean,
+                    config.data.std,
+                )
+                interrupt.check_finite({"val_loss": val_loss[None]}, active, seeds, epoch)
+                state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
+                if mesh is not None:  # the bookkeeping computed on the host, back on every device
+                    state = parallel.replicate(state, mesh)
+                record = {
+                    "epoch": epoch,
+                    "seconds": seconds,
+                    **{k: np.asarray(v).tolist() for k, v in train_m.items()},
+                    "val_loss": val_loss.tolist(),
+                    "val_accuracy": val_acc.tolist(),
+                    "active": np.asarray(active).tolist(),
+                }
+                # Metrics first: a run killed before its checkpoint resumes from the
+                # previous epoch and drops this line; the other order would lose it.
+                output.append_metrics(workdir, record)
+                tracker.epoch(record)
+                ckpts.save(epoch, state, improved=bool(np.any(improved)))
+                tqdm.tqdm.write(_epoch_line(record))
+                if stop.signum is not None and epoch < config.num_epochs:
+                    raise stop.interrupted(f"after epoch {epoch}")
+        train_acc = None
+        if config.eval_train_split:  # eval mode, last params, as the digit-sum study reported it
+            params = state["train"]["params"]
+            _, train_acc, _ = evaluate(
+                params,
                 state["frozen"],
                 images,
                 labels,
-                val_idx,
+                train_idx,
                 config.data.mean,
                 config.data.std,
             )
-            interrupt.check_finite({"val_loss": val_loss[None]}, active, seeds, epoch)
-            state, improved = _early_stopping(state, active, val_loss, epoch, seconds, config)
-            if mesh is not None:  # the bookkeeping computed on the host, back on every device
-                state = parallel.replicate(state, mesh)
-            record = {
-                "epoch": epoch,
-                "seconds": seconds,
-                **{k: np.asarray(v).tolist() for k, v in train_m.items()},
-                "val_loss": val_loss.tolist(),
-                "val_accuracy": val_acc.tolist(),
-                "active": np.asarray(active).tolist(),
-            }
-            # Metrics first: a run killed before its checkpoint resumes from the
-            # previous epoch and drops this line; the other order would lose it.
-            output.append_metrics(workdir, record)
-            ckpts.save(epoch, state, improved=bool(np.any(improved)))
-            tqdm.tqdm.write(_epoch_line(record))
-            if stop.signum is not None and epoch < config.num_epochs:
-                raise stop.interrupted(f"after epoch {epoch}")
-    train_acc = None
-    if config.eval_train_split:  # eval mode, last params, as the digit-sum study reported it
-        params = state["train"]["params"]
-        _, train_acc, _ = evaluate(
-            params, state["frozen"], images, labels, train_idx, config.data.mean, config.data.std
-        )
-    return finish(config, workdir, model, ds, state, train_acc, command)
+        summary = finish(config, workdir, model, ds, state, train_acc, command)
+        tracker.finish(summary)
+        return summary
+    finally:
+        tracker.close()
 
 
 def _fresh_state(model, tx, config, pretrained: dict, resuming: bool = False) -> dict:

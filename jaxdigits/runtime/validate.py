@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import data, defaults, losses, models, steps
+from jaxdigits import data, defaults, losses, models, steps, tracking
 from jaxdigits.data import fetch, pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, parallel
@@ -151,6 +151,10 @@ def _check_names(values: dict):
     for path, names in known.items():
         if values[path] not in names:
             _error(path, values[path], f"must be one of {', '.join(map(repr, names))}")
+    try:
+        tracking.names(values["log"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     probe = ml_collections.ConfigDict(
         {k: values[k] for k in ("seed_axis", "lr_schedule", "learning_rate", "num_epochs")}
     )
