@@ -176,3 +176,30 @@ def test_through_torchvision_into_the_same_cache(cache, mirror, shared, monkeypa
     assert fetch.locate(source="torchvision") == cache
     assert sorted(p.name for p in cache.iterdir()) == sorted(fetch.NAMES)
     _same_mnist(cache, shared)
+
+
+@pytest.mark.slow
+def test_the_train_command_runs_with_no_data_folder_behind_a_local_mirror(cache, mirror):
+    """A first run on a new machine: no $JAXDIGITS_DATA_DIR, MNIST from the mirror."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, **{fetch.MIRROR_ENV: mirror.url})
+    assert mnist.ENV_VAR not in env
+    args = [
+        "--config=configs/part3.py:smoke",
+        "--config.data.limit=200",
+        "--config.steps_per_call=1",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxdigits.train", *args, f"--workdir={cache.parent / 'run'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (cache.parent / "run" / "summary.json").is_file()
+    assert sorted(p.name for p in cache.iterdir()) == sorted(fetch.NAMES)
