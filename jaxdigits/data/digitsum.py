@@ -167,17 +167,29 @@ def _check_labels(file, labels, n):
 
 def load_original(path) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 [N, 40, 168], sums int32 [N]) from the original's six files, concatenated."""
+    images, sums = load_files(path, labels=True)
+    return np.concatenate(images), np.concatenate(sums)
+
+
+def load_files(path, labels: bool | None = True) -> tuple[list[np.ndarray], list | None]:
+    """The original's files one by one: images [data0, data1, data2] and their sums
+    [lab0, lab1, lab2]. labels True: the lab files are needed; None: read them if all three
+    are there, else return None for the sums; False: not read."""
     path = pathlib.Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: not a folder (expected data0.npy.. and lab0.npy.. in it)")
+    lab_files = [path / f"lab{i}.npy" for i in range(NUM_FILES)]
+    if labels is None:
+        labels = all(f.is_file() for f in lab_files)
     images, sums = [], []
     for i in range(NUM_FILES):
-        data_file, lab_file = path / f"data{i}.npy", path / f"lab{i}.npy"
+        data_file = path / f"data{i}.npy"
         data = _load(data_file)
         if data.ndim != 3 or data.shape[1:] != (HEIGHT, WIDTH):
             raise DataError(f"{data_file}: images of shape {data.shape}, expected (N, 40, 168)")
         if data.dtype != np.uint8:
             raise DataError(f"{data_file}: images of dtype {data.dtype}, expected uint8")
         images.append(data)
-        sums.append(_check_labels(lab_file, _load(lab_file), len(data)))
-    return np.concatenate(images), np.concatenate(sums)
+        if labels:
+            sums.append(_check_labels(lab_files[i], _load(lab_files[i]), len(data)))
+    return images, sums if labels else None

@@ -119,6 +119,33 @@ def read(
     return np.stack(images), np.asarray(labels, np.int32), names
 
 
+def read_files(path: str | pathlib.Path, size: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    """Every image under a folder or zip, at any depth and whatever its folder is called:
+    (images uint8 [N, H, W] of `size`, each file's path inside `path`), in path order. Hidden
+    files are skipped, as is one top folder holding everything (`mnistTask3/0/x.png`)."""
+    path = pathlib.Path(path)
+    with contextlib.ExitStack() as stack:
+        items = _strip_common_root([(p, r) for p, r in _entries(path, stack) if not _is_hidden(p)])
+        if not items:
+            raise DataError(f"{path}: holds no image files")
+        images, names = [], []
+        for parts, read_bytes in items:
+            name = "/".join(parts)
+            try:
+                raw = read_bytes()
+            except Exception as e:  # a bad zip member, as in _decode_all
+                raise DataError(f"{path}/{name}: cannot read ({type(e).__name__}: {e})") from e
+            image = _decode(f"{path}/{name}", raw, None, False)
+            if image.shape != tuple(size):
+                height, width = image.shape
+                raise DataError(
+                    f"{path}/{name}: image is {width}x{height}, expected {size[1]}x{size[0]}"
+                )
+            images.append(image)
+            names.append(name)
+    return np.stack(images), names
+
+
 def _decode_all(path, items, classes, size, invert, extra_folders_ok):
     images, labels, names = [], [], []
     for parts, read_bytes in items:
