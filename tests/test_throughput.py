@@ -1,4 +1,8 @@
-"""The throughput bench as a harness: what it trains, what it writes. Not its speed."""
+"""The throughput bench as a harness (bench/throughput.py): what its modes train
+(bench/jax_bench.py, bench/torch_bench.py), what it times and writes. Not its speed.
+
+Its whole runs: test_end_to_end.py; its results files as markdown: test_results_markdown.py.
+"""
 
 import json
 import os
@@ -130,27 +134,6 @@ def test_two_devices_split_the_batch_or_say_why_not(tmp_path):
     assert "batch 3 does not split over 2 devices" in path.with_suffix(".md").read_text()
 
 
-def _results(network, device="A"):
-    row = {"network": network, "batch": 2, "precision": "f32", "framework": "jax"}
-    return {
-        "schema": results_markdown.SCHEMA,
-        "environment": {"device": device},
-        "network_gflops_per_image": {network: 1.0},
-        "throughput": [{**row, "mode": "step"}],
-        "end_to_end": [],
-    }
-
-
-def test_merge_keeps_the_other_networks_and_refuses_another_device(tmp_path):
-    path = tmp_path / "r.json"
-    path.write_text(json.dumps(_results("five_conv")))
-    merged = results_markdown.merge(results_markdown.previous(path, "A"), _results("vgg_regressor"))
-    assert sorted(merged["network_gflops_per_image"]) == ["five_conv", "vgg_regressor"]
-    assert sorted(r["network"] for r in merged["throughput"]) == ["five_conv", "vgg_regressor"]
-    with pytest.raises(ValueError, match="r.json: another device"):
-        results_markdown.previous(path, "B")
-
-
 def test_an_unusable_out_stops_the_bench_before_it_runs(tmp_path, capsys):
     """--out that is a file, or a results file of that day that is not JSON: one line naming
     it, before any timing, and the file is left as it was."""
@@ -183,82 +166,6 @@ def test_bad_arguments_exit_with_usage(bad, capsys):
     with pytest.raises(SystemExit):
         throughput.parse_args([bad])
     assert "error" in capsys.readouterr().err
-
-
-@pytest.mark.slow
-def test_end_to_end_records_both_frameworks():
-    """Both recipes of the digit-sum run, shrunk: same epochs and batch, a real accuracy."""
-    records = [end_to_end.run_jax("digitsum_regressor", True)]
-    records.append(end_to_end.run_torch("digitsum_regressor", True))
-    assert [r["recipe"] for r in records] == ["trainer", "loop"]  # its original had no Lightning
-    for r in records:
-        assert (r["epochs"], r["batch_size"]) == (1, 64)
-        assert 0.0 <= r["test_accuracy"] <= 1.0
-        assert r["wall_s"] >= r["steady_s"] > 0
-    assert records[0]["compile_s"] > 0 and records[1]["compile_s"] == 0
-
-
-@pytest.mark.slow
-def test_end_to_end_counts_the_compilation_cache(tmp_path):
-    """A JAX run says whether its programs were compiled (cold) or read from the persistent
-    cache (warm); both rows stay in a results file."""
-    from jax.experimental.compilation_cache import compilation_cache
-
-    from jaxdigits.runtime import compile_cache
-
-    previous = jax.config.jax_compilation_cache_dir
-    try:
-        compile_cache.setup(str(tmp_path / "cache"))  # empty: every program is compiled
-        jax.clear_caches()  # and none is reused from memory (earlier tests), unwritten
-        cold = end_to_end.run_jax("digitsum_regressor", True)
-        compilation_cache.reset_cache()
-        jax.clear_caches()  # in-memory executables gone: the second run reads the disk
-        warm = end_to_end.run_jax("digitsum_regressor", True)
-    finally:
-        compile_cache.setup(previous or "off")
-    assert cold["cache"] == "cold" and cold["cache_misses"] > 0
-    assert warm["cache"] == "warm" and warm["cache_hits"] > 0 and warm["cache_misses"] == 0
-    assert warm["compile_s"] < cold["compile_s"]
-    rows = [dict(r, quick=True) for r in (cold, warm)]
-    merged = results_markdown.merge(
-        {"throughput": [], "end_to_end": rows[:1], "network_gflops_per_image": {}},
-        {"throughput": [], "end_to_end": rows[1:], "network_gflops_per_image": {}},
-    )
-    assert [r["cache"] for r in merged["end_to_end"]] == ["cold", "warm"]
-
-
-@pytest.mark.slow
-def test_end_to_end_lightning_recipe_trains_part3(monkeypatch):
-    """Part III's torch run goes through pl.Trainer where Lightning is installed, for exactly
-    the epochs asked (patience 0: no early stopping), and says so in its record."""
-    pl = pytest.importorskip("pytorch_lightning", reason="pytorch_lightning is not installed")
-    fits = []
-    real_fit = pl.Trainer.fit
-
-    def fit(trainer, *args, **kwargs):
-        fits.append(trainer.max_epochs)
-        return real_fit(trainer, *args, **kwargs)
-
-    monkeypatch.setattr(pl.Trainer, "fit", fit)
-    real_config = end_to_end.config
-
-    def tiny(run, quick, epochs=None):
-        cfg = real_config(run, quick, epochs)
-        cfg.data.limit, cfg.data.test_limit = 256, 128
-        return cfg
-
-    monkeypatch.setattr(end_to_end, "config", tiny)
-    r = end_to_end.run_torch("part3", True, epochs=2)
-    assert fits == [2]
-    assert (r["recipe"], r["epochs"], r["batch_size"]) == ("lightning", 2, 32)
-    assert 0.0 <= r["test_accuracy"] <= 1.0
-    assert r["wall_s"] == r["steady_s"] > 0
-
-
-def test_without_lightning_part3_falls_back_to_the_loop(monkeypatch):
-    monkeypatch.setitem(sys.modules, "pytorch_lightning", None)  # import fails
-    assert end_to_end.recipe("part3") == "loop"
-    assert end_to_end.recipe("digitsum_regressor") == "loop"
 
 
 @pytest.mark.slow
@@ -372,86 +279,6 @@ def test_cuda_graphs_are_unavailable_without_cuda():
     with pytest.raises(torch_bench.Unavailable, match="need a CUDA device"):
         torch_bench.build("compile_graphs", net.models()[2], cfg, x, y)
     assert torch_bench.configure() == {}  # no CUDA settings to record
-
-
-def _grid(env: dict) -> dict:
-    """A results file of one network and batch at both precisions: images/s by mode."""
-    rates = {
-        ("jax", "step"): 100.0,
-        ("jax", "fused"): 300.0,
-        ("torch", "eager"): 50.0,
-        ("torch", "eager_cl"): 80.0,
-        ("torch", "compile"): 200.0,
-        ("torch", "compile_graphs"): 150.0,
-    }
-    rows = []
-    for precision, tflops in (("f32", 49.47), ("bf16", 49.47)):
-        for (fw, mode), rate in rates.items():
-            row = {"network": "five_conv", "batch": 32, "precision": precision}
-            row.update(framework=fw, mode=mode, status="ok", images_per_s=rate)
-            if fw == "jax":
-                row["tflops"] = tflops * rate / 300.0
-            rows.append(row)
-    versions = {"jax": "0", "flax": "0", "torch": "0"}
-    env = {"device": "D", "date": "d", "jax_devices": 1, "versions": versions, **env}
-    return {
-        "schema": results_markdown.SCHEMA,
-        "environment": env,
-        "throughput": rows,
-        "end_to_end": [],
-    }
-
-
-def _row(text, precision):
-    (line,) = [ln for ln in text.splitlines() if ln.startswith(f"| five_conv | 32 | {precision} |")]
-    return line
-
-
-def test_markdown_ratios_and_peaks_per_precision_on_a_gpu():
-    """JAX step against the best torch eager mode, JAX fused against the best compiled one;
-    float32 says TF32 and is measured against the TF32 peak, bf16 against the bf16 peak."""
-    env = {"platform": "gpu", "cuda": "13.0", "driver": "600.1", "tf32": True}
-    env["peak_tflops"] = {"f32": 494.7, "bf16": 989.4}
-    text = results_markdown.markdown(_grid(env))
-    head = "| JAX step / torch eager | JAX fused / torch compiled | JAX TFLOP/s | % of peak |"
-    assert head in text
-    # 100 / max(50, 80); 300 / max(200, 150); the best JAX (fused) 49.47 TFLOP/s
-    cells = "| 100 | 300 |  |  | 50 | 80 | 200 | 150 | 1.25x | 1.50x | 49.47 |"
-    assert _row(text, "f32 (TF32 matmuls)").endswith(f"{cells} 10.0 |")  # of 494.7
-    assert _row(text, "bf16").endswith(f"{cells} 5.0 |")  # of 989.4
-    assert "run in TF32 in both frameworks" in text
-
-
-def test_markdown_on_a_cpu_and_from_a_file_before_the_per_precision_peaks():
-    text = results_markdown.markdown(_grid({"platform": "cpu", "tf32": False, "cuda": "13.0"}))
-    assert "TF32 matmuls" not in text and "in both frameworks" not in text  # plain float32
-    assert _row(text, "f32").endswith("| 1.25x | 1.50x | 49.47 | — |")
-    assert _row(text, "bf16").endswith("| 1.25x | 1.50x | 49.47 | — |")
-    # An older file knew one peak, bf16's: its float32 rows get none rather than that one.
-    text = results_markdown.markdown(
-        _grid({"platform": "gpu", "cuda": "12", "driver": "1", "bf16_peak_tflops": 989.4})
-    )
-    assert _row(text, "f32").endswith("| 49.47 | — |")
-    assert _row(text, "bf16").endswith("| 49.47 | 5.0 |")
-
-
-def test_the_results_files_in_the_repo_still_render():
-    """Every throughput file under bench/results (written before these columns, peaks and
-    recipes) renders a row per setting; compare.py reads them too."""
-    files = [f for f in sorted((ROOT / "bench" / "results").glob("*.json"))]
-    rendered = 0
-    for f in files:
-        results = json.loads(f.read_text())
-        if "throughput" not in results:  # bench/check_memory_estimate.py's
-            continue
-        text = results_markdown.markdown(results)
-        for net, batch, precision in results_markdown.by_setting(results):
-            assert f"| {net} | {batch} | {precision} |" in text, f.name
-        for r in results["end_to_end"]:  # files written before recipes were recorded
-            recipe = r.get("recipe") or ("loop" if r["framework"] == "torch" else "trainer")
-            assert f"| {r['run']} | {r['framework']} | {recipe} | {r['epochs']} |" in text
-        rendered += 1
-    assert rendered >= 4
 
 
 def test_flags_for_the_cache_and_end_to_end_only_runs(tmp_path, monkeypatch):
