@@ -11,8 +11,9 @@ What is injected, into copies of one finished 3-epoch run (2 seeds, 5 steps an e
   every step (the evaluation loss is unweighted, so it stays finite): config.nonfinite "stop"
   raises and writes nothing, "skip" leaves every step undone.
 
-The runs are in-process (trainer.train_and_evaluate). A persistent compilation cache, for
-this module only, lets each program compile once instead of once per run.
+The runs are in-process (trainer.train_and_evaluate); the suite's persistent compilation
+cache (tests/conftest.py) lets each program compile once, not once per run, and a later
+suite run read it back.
 """
 
 import pathlib
@@ -27,18 +28,12 @@ import orbax.checkpoint as ocp
 import pytest
 from helpers_data import NEEDS_MNIST
 from helpers_runs import assert_same_run, assert_same_tree
-from jax.experimental.compilation_cache import compilation_cache
 
 from jaxdigits import checkpoint, defaults, evaluate, models, output, steps, trainer
 from jaxdigits.runtime import interrupt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, NEEDS_MNIST]
-CACHE_OPTIONS = (
-    "jax_compilation_cache_dir",
-    "jax_persistent_cache_min_compile_time_secs",
-    "jax_persistent_cache_min_entry_size_bytes",
-)
 
 
 def load_config(**overrides):
@@ -47,22 +42,11 @@ def load_config(**overrides):
     # A runtime only (resumable) change: each epoch in one call (a lax.scan, not unrolled: a
     # fraction of the compile time).
     config.steps_per_call = -1
+    # What the checkpoints hold matters here, not how well the network learns: 162 train
+    # images, 5 steps of 32 an epoch (not 648 in 5 of 128), and 100 test images.
+    config.batch_size, config.data.limit, config.data.test_limit = 32, 180, 100
     config.update(overrides)
     return config
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
-    """Every run of this module shares compiled programs; the options are restored after."""
-    previous = {name: getattr(jax.config, name) for name in CACHE_OPTIONS}
-    values = (str(tmp_path_factory.mktemp("jax_cache")), 0, 0)
-    for name, value in zip(CACHE_OPTIONS, values, strict=True):
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
-    yield
-    for name, value in previous.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
 
 
 @pytest.fixture(scope="module")
@@ -267,7 +251,8 @@ def nan_config(**overrides):
 def test_nan_loss_stops_before_any_checkpoint(tmp_path):
     pattern = r"loss is nan at epoch 1, step 1 of 5 \(global step 1\), seed 0"
     with pytest.raises(interrupt.NonFiniteError, match=pattern):
-        trainer.train_and_evaluate(nan_config(), tmp_path)
+        # 2 epochs: the program of the resumed "stop" run below (the cosine spans num_epochs)
+        trainer.train_and_evaluate(nan_config(num_epochs=2), tmp_path)
     assert checkpoint.latest_epoch(tmp_path) is None
     assert steps_on_disk(tmp_path) == [] and steps_on_disk(tmp_path, checkpoint.BEST_DIR) == []
 
@@ -280,7 +265,9 @@ def test_nan_skip_then_stop_keeps_the_last_good_checkpoint(tmp_path):
     # every step undone: the params are still the initial ones (as trainer._init_params)
     model = models.build(config)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
-    initial = jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size))(keys)
+    # jitted, as the trainer's: one program (op by op, a hundred small ones: seconds)
+    init = jax.jit(jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size)))
+    initial = init(keys)
     train = checkpoint.restore_latest(tmp_path)["train"]
     assert_same_tree(jax.tree.map(np.asarray, initial), train["params"])
     leaves = jax.tree_util.tree_leaves_with_path(train["opt_state"])
