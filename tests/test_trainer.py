@@ -18,6 +18,9 @@ pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 def load_config(name, arg="smoke", **overrides):
     config = defaults.from_file(ROOT / "configs" / f"{name}.py", arg)
     config.patience = 5  # keep every epoch of these short runs
+    # The plumbing is what is tested: 180 train images, 5 steps of 32 an epoch in one call
+    # (the CPU's default call of 10 would compute 5 padding steps), 100 test images.
+    config.data.limit, config.data.test_limit, config.steps_per_call = 200, 100, 5
     config.update(overrides)
     return config
 
