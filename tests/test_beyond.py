@@ -146,6 +146,7 @@ def test_five_digits_and_bad_requests():
 @pytest.mark.slow
 def test_extra_tests_from_the_config():
     cfg = defaults.from_file(REPO_ROOT / "configs" / "digitsum_columns.py", "smoke").data
+    cfg.test_size, cfg.test_limit = 100, 50  # generated, then cut (not 10,000 of each)
     sets = jdata.extra_tests(cfg)
     assert list(sets) == ["anywhere-4", "anywhere-3", "anywhere-5"]
     for spec, (images, sums) in sets.items():
@@ -175,18 +176,24 @@ def test_random_shift_moves_whole_images_by_at_most_the_limit():
 # --- the new configs end to end (smoke size) -------------------------------------------------
 
 
+# What these runs test is the way from a config to summary.json: each trains on fewer images
+# than :smoke, an epoch of 2 steps in one call, and tests on 100 images (canvases).
+SMALL = {"steps_per_call": -1, "data": {"test_limit": 100}}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, overrides",
     [
-        ("part3_complementary_cnn", {}),
-        ("part3_complementary", {"loss": {"complementary": "ga"}}),
-        ("digitsum_columns", {}),
+        ("part3_complementary_cnn", {"data": {"limit": 300}}),  # 270 train images, batch 128
+        ("part3_complementary", {"loss": {"complementary": "ga"}, "data": {"limit": 80}}),  # 72
+        ("digitsum_columns", {"data": {"size": 160, "test_size": 100}}),  # 128, batch 64
     ],
 )
 def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_path):
     cfg = defaults.from_file(REPO_ROOT / "configs" / f"{name}.py", "smoke")
     cfg.seeds = (0,)
+    cfg.update(SMALL)
     cfg.update(overrides)
     summary = trainer.train_and_evaluate(cfg, tmp_path, command="python -m jaxdigits.train ...")
     stored = json.loads((tmp_path / "summary.json").read_text())
@@ -202,7 +209,8 @@ def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_p
 def test_a_naive_mislabeled_run_reports_argmin_decoding(tmp_path):
     cfg = defaults.from_file(REPO_ROOT / "configs" / "part3.py", "smoke")
     cfg.seeds = (0,)
-    cfg.data.limit = 320
+    # 180 train images, 5 steps in one call, 100 test images: test_trainer.py's programs
+    cfg.data.limit, cfg.data.test_limit, cfg.steps_per_call = 200, 100, 5
     trainer.train_and_evaluate(cfg, tmp_path)
     stored = json.loads((tmp_path / "summary.json").read_text())
     assert 0.0 <= stored["test_accuracy_argmin"] <= 1.0
