@@ -52,7 +52,7 @@ def test_five_conv_trains_as_with_flax_dropout(monkeypatch):
     """The whole training forward and gradient equal those of the model with nn.Dropout."""
     model = models.get("five_conv")
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 90, 120, 1)), jnp.float32)
-    params = model.init(jax.random.PRNGKey(0), x)["params"]
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]  # one program
 
     def loss(p):
         out = model.apply({"params": p}, x, train=True, rngs={"dropout": jax.random.PRNGKey(4)})

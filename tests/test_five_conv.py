@@ -12,6 +12,10 @@ from jaxdigits import losses, models  # noqa: E402
 from jaxdigits.models import port  # noqa: E402
 
 WEIGHTS = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)
+MODEL = models.get("five_conv")
+# Jitted: op by op, each of the network's ops is a program of its own (seconds a call).
+init = jax.jit(MODEL.init, static_argnames="train")
+apply = jax.jit(MODEL.apply, static_argnames="train")
 
 
 def _torch_model(seed):
@@ -33,7 +37,7 @@ def test_forward_matches_torch(seed):
     with torch.no_grad():
         expected = ref(torch.from_numpy(x)).numpy()
     variables = port.five_conv(ref.state_dict())
-    got = models.get("five_conv").apply(variables, jnp.asarray(x.transpose(0, 2, 3, 1)))
+    got = apply(variables, jnp.asarray(x.transpose(0, 2, 3, 1)))
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -67,9 +71,7 @@ def test_gradients_of_weighted_loss_match_torch():
 
 def test_init_matches_torch_distribution():
     """Torch-style init: weights and biases U(-b, b), b = 1/sqrt(fan_in), as torch draws them."""
-    params = models.get("five_conv").init(
-        jax.random.PRNGKey(0), jnp.zeros((1, 90, 120, 1)), train=False
-    )["params"]
+    params = init(jax.random.PRNGKey(0), jnp.zeros((1, 90, 120, 1)), train=False)["params"]
     ref = port.five_conv(_torch_model(0).state_dict())["params"]
     for name in params:
         fan_in = int(np.prod(params[name]["kernel"].shape[:-1]))
@@ -86,11 +88,10 @@ def test_init_matches_torch_distribution():
 
 @pytest.mark.slow
 def test_dropout_is_active_only_in_training():
-    model = models.get("five_conv")
     x = jnp.ones((2, 90, 120, 1))
-    variables = model.init(jax.random.PRNGKey(0), x, train=False)
-    eval_a = model.apply(variables, x, train=False)
-    eval_b = model.apply(variables, x, train=False)
-    train_out = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
+    variables = init(jax.random.PRNGKey(0), x, train=False)
+    eval_a = apply(variables, x, train=False)
+    eval_b = apply(variables, x, train=False)
+    train_out = apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(1)})
     np.testing.assert_array_equal(eval_a, eval_b)
     assert not np.allclose(eval_a, train_out)
