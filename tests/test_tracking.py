@@ -2,20 +2,19 @@
 and a resumed run shows every epoch once (jaxdigits/tracking.py)."""
 
 import json
-import pathlib
 import shutil
 import struct
 
 import pytest
 from helpers_data import NEEDS_MNIST
+from test_trainer import load_config
 
-from jaxdigits import defaults, output, tracking, trainer
+from jaxdigits import output, tracking, trainer
 from jaxdigits.runtime import validate
 
 event_pb2 = pytest.importorskip(
     "tensorboardX.proto.event_pb2", reason="the tensorboard extra (pip install -e .[dev])"
 )
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def read_events(workdir) -> dict[str, dict[int, float]]:
@@ -46,16 +45,15 @@ def read_events(workdir) -> dict[str, dict[int, float]]:
 
 
 def _config(**changes):
-    cfg = defaults.from_file(ROOT / "configs" / "part3.py", "smoke")
-    cfg.update({"seeds": (0, 7), "num_epochs": 2, "patience": 0, "log": "tensorboard", **changes})
-    cfg.data.limit, cfg.data.test_limit = 200, 100
-    return cfg
+    # test_trainer's sizes and seeds: the same compiled programs (the compilation cache)
+    changes = {"seeds": (0, 10), "num_epochs": 2, "log": "tensorboard", **changes}
+    return load_config("part3", **changes)
 
 
 def _assert_matches_metrics(workdir, events):
     metrics = output.read_metrics(workdir)
     assert [r["epoch"] for r in metrics] == [1, 2]
-    for i, seed in enumerate((0, 7)):
+    for i, seed in enumerate((0, 10)):
         for key in tracking.PER_SEED:
             expected = {r["epoch"]: r[key][i] for r in metrics}
             got = events[f"{key}/seed_{seed}"]
@@ -72,7 +70,7 @@ def test_event_files_hold_the_metrics_and_a_resumed_run_each_epoch_once(tmp_path
     events = read_events(workdir)
     _assert_matches_metrics(workdir, events)
     assert events["learning_rate"] == {1: pytest.approx(1e-3), 2: pytest.approx(1e-3)}
-    for i, seed in enumerate((0, 7)):
+    for i, seed in enumerate((0, 10)):
         test = events[f"test_accuracy/seed_{seed}"]
         assert test == {2: pytest.approx(summary["per_seed"][i]["test_accuracy"])}
     assert events["_texts"] == ["summary/text_summary"]  # tensorboardX's tag for add_text
