@@ -36,6 +36,9 @@ from jaxdigits import defaults
 from jaxdigits.runtime import parallel
 
 STATE_DIR, BEST_DIR, PARTIAL_DIR, DAMAGED_DIR = "checkpoints", "best", "partial", "damaged"
+# A kept run's params alone (python -m jaxdigits.report --keep RUN --params): what
+# jaxdigits.predict needs on a fresh clone, without the optimizer state; kept small.
+PARAMS_DIR, MAX_KEPT_PARAMS_BYTES = "params", 10 << 20
 MANIFEST = "jaxdigits_files.json"
 
 
@@ -285,15 +288,39 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
     seeds = list(defaults.load_saved(workdir).seeds)
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
-    if which == "best":
+    if which not in ("best", "last"):
+        raise ValueError(f"which={which!r}: use best or last")
+    workdir = pathlib.Path(workdir)
+    if not (workdir / STATE_DIR).is_dir() and (workdir / PARAMS_DIR).is_dir():  # a kept run
+        restored = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())
+        params = restored[which]
+    elif which == "best":
         restored = restore_best(workdir)
         params = restored["best_params"]
-    elif which == "last":
+    else:
         restored = restore_latest(workdir)
         params = restored["train"]["params"]
-    else:
-        raise ValueError(f"which={which!r}: use best or last")
     return {**jax.tree.map(lambda x: x[seeds.index(seed)], params), **restored.get("frozen", {})}
+
+
+def save_params(workdir, target) -> int:
+    """Writes `workdir`'s last and best params (every seed; the frozen ones once) as one
+    checkpoint in target/PARAMS_DIR, which seed_params reads; returns its bytes. Refuses
+    runs whose params exceed MAX_KEPT_PARAMS_BYTES (the VGG features alone are 37 MB)."""
+    best = restore_best(workdir)
+    tree = {"last": restore_latest(workdir)["train"]["params"], "best": best["best_params"]}
+    if best.get("frozen"):
+        tree["frozen"] = best["frozen"]
+    size = sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree))
+    if size > MAX_KEPT_PARAMS_BYTES:
+        raise ValueError(
+            f"{workdir}: its params are {size / 2**20:.1f} MiB, over the "
+            f"{MAX_KEPT_PARAMS_BYTES / 2**20:.0f} MiB a kept run may hold in the repo"
+        )
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save((pathlib.Path(target) / PARAMS_DIR).resolve(), tree)
+    checkpointer.wait_until_finished()
+    return size
 
 
 def _restore_newest(workdir: pathlib.Path, name: str, what: str) -> dict:

@@ -142,3 +142,26 @@ def test_bad_input_is_one_line_and_no_file(naive_run, digitsum_run, tmp_path):
             ["--run", str(digitsum_run[0]), "--data", str(digitsum_dir), "--out", str(out)]
         )
     assert not out.exists()
+
+
+def test_a_kept_run_with_its_params_predicts_on_a_fresh_clone(naive_run, tmp_path, monkeypatch):
+    """report --keep RUN --params: the small files and the params alone predict the same."""
+    from jaxdigits import checkpoint
+    from jaxdigits.report import build
+
+    workdir, _ = naive_run
+    images, labels = _test_split(workdir)
+    _as_folder(images, labels, tmp_path / "task3")
+    args = ["--kept", str(tmp_path / "kept"), "--runs", str(tmp_path / "none")]
+    args += ["--out", str(tmp_path / "REPORT.md"), "--readme", ""]
+    build.main([*args, "--keep", str(workdir), "--params"])
+    kept = tmp_path / "kept" / workdir.name
+    assert (kept / checkpoint.PARAMS_DIR).is_dir() and not (kept / checkpoint.STATE_DIR).exists()
+    for which in ("last", "best"):
+        expected = predict.predict(workdir, tmp_path / "task3", which=which)
+        assert predict.predict(kept, tmp_path / "task3", which=which) == expected
+
+    monkeypatch.setattr(checkpoint, "MAX_KEPT_PARAMS_BYTES", 1000)
+    with pytest.raises(SystemExit, match="MiB a kept run may hold"):
+        build.main([*args, "--keep", str(workdir), "--params"])
+    assert (kept / checkpoint.PARAMS_DIR).is_dir()  # the older copy is left as it was

@@ -113,6 +113,11 @@ def main(argv=None):
         metavar="RUN_DIR",
         help="copy a finished run's small files into --kept first (replacing an older copy)",
     )
+    parser.add_argument(
+        "--params",
+        action="store_true",
+        help="with --keep: its last and best params too (at most 10 MiB), for jaxdigits.predict",
+    )
     parser.add_argument("--out", default="results/REPORT.md", help="the report to write")
     parser.add_argument(
         "--readme", default="README.md", help="the README whose headline table to rewrite ('' none)"
@@ -121,7 +126,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         for run_dir in args.keep:
-            print(f"kept {keep(run_dir, args.kept)}")
+            print(f"kept {keep(run_dir, args.kept, params=args.params)}")
         texts, runs = build(args.kept, args.runs, args.out, args.readme or None)
     except ReportError as e:
         sys.exit(f"error: {e}")

@@ -13,7 +13,7 @@ import pathlib
 import shutil
 import sys
 
-from jaxdigits import defaults, output
+from jaxdigits import checkpoint, defaults, output
 
 
 class ReportError(Exception):
@@ -114,9 +114,10 @@ def collect(runs_dir) -> list[Run]:
 KEPT_FILES = (output.CONFIG, output.SUMMARY, output.METRICS, output.TABLES, output.CONFUSION)
 
 
-def keep(run_dir, kept_dir) -> pathlib.Path:
+def keep(run_dir, kept_dir, params: bool = False) -> pathlib.Path:
     """Copies a finished run's small files (KEPT_FILES) into kept_dir/<its name>, replacing
-    an older copy whole: a copy that fails half-way leaves the older one as it was."""
+    an older copy whole: a copy that fails half-way leaves the older one as it was. With
+    `params`, its last and best params too (checkpoint.save_params), for jaxdigits.predict."""
     run_dir = pathlib.Path(run_dir)
     try:
         load(run_dir)
@@ -130,6 +131,12 @@ def keep(run_dir, kept_dir) -> pathlib.Path:
     for name in KEPT_FILES:
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, staging / name)
+    if params:
+        try:
+            checkpoint.save_params(run_dir, staging)
+        except (ValueError, FileNotFoundError) as e:
+            shutil.rmtree(staging)
+            raise ReportError(f"{run_dir}: cannot keep its params: {e}") from None
     if target.exists():
         old = target.with_name(f".{target.name}.old")
         shutil.rmtree(old, ignore_errors=True)
