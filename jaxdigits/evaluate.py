@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags, logging
 
-from jaxdigits import checkpoint, data, defaults, models, output, trainer
+from jaxdigits import checkpoint, data, defaults, models, output, scoring, trainer
 from jaxdigits.runtime import cli as cli_app
 from jaxdigits.runtime import compile_cache
 
@@ -33,17 +33,17 @@ def evaluate(workdir) -> dict:
     last = checkpoint.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)
     model = models.build(config)
-    (best_acc, best_preds), (last_acc, last_preds) = trainer.test_metrics(
+    (best_acc, best_preds), (last_acc, last_preds) = scoring.test_metrics(
         model, config, ds, best, last, frozen=frozen
     )
-    trainer.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
+    scoring.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
     result = {"test_accuracy_best": best_acc.tolist(), "test_accuracy": last_acc.tolist()}
     # validation (and training-split) accuracy of the last params, on each seed's own split
     train_idx, val_idx = trainer._splits(len(ds.labels), config)
     splits = {"val_accuracy": val_idx}
     if config.eval_train_split:
         splits["train_accuracy"] = train_idx
-    evaluator = trainer._evaluator(model, config)
+    evaluator = scoring.evaluator(model, config)
     images, labels = jnp.asarray(ds.images), jnp.asarray(ds.labels)
     for key, idx in splits.items():
         _, acc, _ = evaluator(last, frozen, images, labels, idx, config.data.mean, config.data.std)

@@ -15,7 +15,7 @@ DEVICE = "Intel(R) Xeon(R) Processor @ 2.80GHz, 2 cores"
 
 
 def fake_run(runs_dir, name, config_file, per_seed, command=True, arg=None, **overrides):
-    """A run directory as trainer.finish leaves it: config.json, summary.json, metrics.jsonl.
+    """A run directory as scoring.finish leaves it: config.json, summary.json, metrics.jsonl.
 
     `per_seed`: one record per seed of the config (the keys summary.json has);
     the metric lines get one entry per seed, the last seed stopping an epoch early.

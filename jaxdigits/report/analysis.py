@@ -238,7 +238,7 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     """
     import jax
 
-    from jaxdigits import checkpoint, data, models, trainer
+    from jaxdigits import checkpoint, data, models, scoring
 
     seeds = list(config.seeds)
     seed = seeds[0] if seed is None else seed
@@ -255,7 +255,7 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     ds = data.build(config.data)
     model = models.build(config)
     result = {"labels": ds.test_labels, "seed": seed}
-    [(accs, preds)] = trainer.test_metrics(  # every decode from one pass
+    [(accs, preds)] = scoring.test_metrics(  # every decode from one pass
         model, config, ds, params, frozen=restored.get("frozen"), decode=tuple(decodes)
     )
     for decode, acc, pred in zip(decodes, accs, preds, strict=True):
