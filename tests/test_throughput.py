@@ -28,14 +28,14 @@ def _leaves(tree):
     return [np.asarray(a) for a in jax.tree.leaves(tree)]
 
 
-def _assert_same_updates(got, reference, start, label):
+def _assert_same_updates(got, reference, start, label, min_cosine=0.999, rtol=1e-2):
     """Adam divides by sqrt(v): where a gradient is ~0 float noise sets the update's sign,
     so compare each layer's update as a whole (as test_digitsum_models does)."""
     for a, b, p in zip(got, reference, start, strict=True):
-        da, db = (a - p).ravel(), (b - p).ravel()
+        da, db = (a - p).ravel().astype(np.float64), (b - p).ravel().astype(np.float64)
         cosine = da @ db / (np.linalg.norm(da) * np.linalg.norm(db))
-        assert cosine > 0.999, (label, cosine)
-        np.testing.assert_allclose(np.linalg.norm(da), np.linalg.norm(db), rtol=1e-2)
+        assert cosine > min_cosine, (label, cosine)
+        np.testing.assert_allclose(np.linalg.norm(da), np.linalg.norm(db), rtol=rtol)
 
 
 @pytest.mark.slow
@@ -53,8 +53,10 @@ def test_every_mode_trains_the_torch_model_the_same_way():
         run()
         got = _leaves(run.params())
         reference = got if reference is None else reference
-        for a, b in zip(got, reference, strict=True):
-            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, err_msg=mode)
+        # Each mode is its own XLA program, summing in its own order: on an AVX2 AMD EPYC
+        # dp_pmap's params after two steps differed from step's in 6 of 6.9 M elements (by
+        # 2.5e-6, a gradient near Adam's eps); a layer's update as a whole agrees to ~1e-12.
+        _assert_same_updates(got, reference, _leaves(params), mode, 1 - 1e-9, rtol=1e-5)
     for mode in ("eager", "eager_cl"):
         *_, torch_model = net.models()
         run = torch_bench.build(mode, torch_model, cfg, x, y)
