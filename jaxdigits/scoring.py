@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdigits import data, output, steps
+from jaxdigits.data import pipeline
 from jaxdigits.report import originals
 
 
@@ -72,6 +73,7 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     for d, acc_last, acc_best in zip(decode[1:], last_accs[1:], best_accs[1:], strict=True):
         extra.update({f"test_accuracy_{d}": acc_last, f"test_accuracy_best_{d}": acc_best})
     extra.update(extra_test_accuracies(model, config, ds, last, best_params, frozen))
+    extra.update(digit_accuracies(model, config, last, best_params, frozen))
     history = output.read_metrics(workdir)
     per_seed = []
     for i in range(len(seeds)):
@@ -118,6 +120,34 @@ def extra_test_accuracies(model, config, ds: data.Data, last, best, frozen=None)
         moved = dataclasses.replace(ds, test_images=images, test_labels=labels)
         (acc_last, _), (acc_best, _) = test_metrics(model, config, moved, last, best, frozen=frozen)
         out.update({f"test_accuracy_{spec}": acc_last, f"test_accuracy_best_{spec}": acc_best})
+    return out
+
+
+def digit_accuracies(model, config, last, best, frozen=None) -> dict:
+    """Per-seed accuracy [S] of the single digits a digit-sum network reads (`digit_accuracy`,
+    last params, and `digit_accuracy_best`), for networks with a `digits` method (digit
+    logits [B, slots, 10], slots left to right) on generated canvases: scored against the
+    digits the generator placed, which training never sees. {} for other runs."""
+    cfg = config.data
+    if not hasattr(model, "digits") or cfg.name != "digitsum" or cfg.path:
+        return {}
+    images, digits = data.digitsum_test_digits(cfg)
+    size, image_size = config.eval_batch_size, tuple(cfg.image_size)
+
+    @jax.jit
+    def read(params, images):
+        x = pipeline.preprocess(images, image_size, cfg.test_mean, cfg.test_std)
+        full = {"params": steps.apply_params(params, frozen)}
+        return jnp.argmax(model.apply(full, x, method="digits"), -1)
+
+    out = {}
+    for key, params in (("digit_accuracy", last), ("digit_accuracy_best", best)):
+        accs = []
+        for s in range(jax.tree.leaves(params)[0].shape[0]):
+            one = jax.tree.map(lambda p, s=s: p[s], params)
+            preds = [read(one, images[b : b + size]) for b in range(0, len(images), size)]
+            accs.append(float((np.concatenate(preds) == digits).mean()))
+        out[key] = np.asarray(accs)
     return out
 
 

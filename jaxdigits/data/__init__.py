@@ -147,6 +147,18 @@ def build(cfg) -> Data:
     )
 
 
+def digitsum_test_digits(cfg) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [n, 40, 168], digits int [n, 4]): the digit-sum test set as `build` cuts
+    it, with each canvas's digits left to right (the MNIST test labels of the generator's
+    sources). For scoring per-digit readings only; nothing trains on them."""
+    images, _, sources = digitsum.generate(
+        cfg.test_size, cfg.generator_seed + 1, "test", _mnist_dir(cfg)
+    )
+    _, labels = mnist.load("test", _mnist_dir(cfg))
+    keep = _subset(cfg.test_limit, len(images))
+    return images[keep], labels[sources[keep]]
+
+
 def extra_tests(cfg) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The further test sets named by config.data.extra_tests, each cut to data.test_limit."""
     names = tuple(cfg.get("extra_tests", ()))
