@@ -83,6 +83,39 @@ def test_sum_columns_outputs_a_distribution_over_sums():
     assert np.all((expected > 5) & (expected < 35))
 
 
+@pytest.mark.slow
+def test_sum_slots_reads_each_quarter_on_its_own_into_a_distribution_over_sums():
+    model = models.get("sum_slots", num_classes=46)
+    x = jax.random.uniform(jax.random.PRNGKey(3), (2, 40, 168, 1))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
+    digits = jax.jit(functools.partial(model.apply, method="digits"))
+    out = jax.jit(model.apply)({"params": params}, x)
+    assert out.shape == (2, 46)
+    np.testing.assert_allclose(jnp.exp(out).sum(-1), 1.0, rtol=1e-5)
+    # four digits of 0..9: no mass on sums above 36
+    assert float(jnp.exp(out[:, 37:]).max()) < 1e-6
+    before = digits({"params": params}, x)
+    assert before.shape == (2, 4, 10)
+    # new content in the third quarter changes that slot's reading and no other
+    after = digits({"params": params}, x.at[:, :, 84:126].set(0.0))
+    changed = np.abs(np.asarray(after - before)).max(axis=(0, 2)) > 1e-6
+    np.testing.assert_array_equal(changed, [False, False, True, False])
+    with pytest.raises(ValueError, match="width 170 is not a multiple of slots=4"):
+        model.init(jax.random.PRNGKey(0), jnp.zeros((1, 40, 170, 1)))
+
+
+def test_the_test_sets_digits_add_up_to_its_sums():
+    """The per-digit truth behind digit_accuracy is the test set build() makes, digit by
+    digit: same canvases, and the digits of each add up to its label."""
+    cfg = defaults.from_file(REPO_ROOT / "configs" / "digitsum_slots.py", "smoke").data
+    cfg.mnist_dir, cfg.test_size, cfg.test_limit = str(mnist_dir()), 60, 40
+    images, digits = jdata.digitsum_test_digits(cfg)
+    built = jdata.build(cfg)
+    np.testing.assert_array_equal(images, built.test_images)
+    assert digits.shape == (40, 4) and digits.min() >= 0 and digits.max() <= 9
+    np.testing.assert_array_equal(digits.sum(1), built.test_labels)
+
+
 # --- test data with digits anywhere, and 3 or 5 of them -----------------------------------------
 
 
@@ -188,6 +221,7 @@ SMALL = {"steps_per_call": -1, "data": {"test_limit": 100}}
         ("part3_complementary_cnn", {"data": {"limit": 300}}),  # 270 train images, batch 128
         ("part3_complementary", {"loss": {"complementary": "ga"}, "data": {"limit": 80}}),  # 72
         ("digitsum_columns", {"data": {"size": 160, "test_size": 100}}),  # 128, batch 64
+        ("digitsum_slots", {"data": {"size": 160, "test_size": 100}}),
     ],
 )
 def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_path):
@@ -199,9 +233,13 @@ def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_p
     stored = json.loads((tmp_path / "summary.json").read_text())
     assert stored["command"] == "python -m jaxdigits.train ..."
     assert 0.0 <= summary["test_accuracy"] <= 1.0
-    if name == "digitsum_columns":
+    if name.startswith("digitsum"):
         for spec in ("anywhere-4", "anywhere-3", "anywhere-5"):
             assert 0.0 <= stored[f"test_accuracy_{spec}"] <= 1.0
+    # per-digit accuracy only from a network that reads single digits
+    assert ("digit_accuracy" in stored) == (name == "digitsum_slots")
+    if name == "digitsum_slots":
+        assert 0.0 <= stored["digit_accuracy_best"] <= 1.0
     assert "test_accuracy_argmin" not in stored
 
 

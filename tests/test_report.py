@@ -100,6 +100,8 @@ def runs_dir(tmp_path):
         "test_accuracy_best_anywhere-3": 0.94,
         "test_accuracy_anywhere-5": 0.87,
         "test_accuracy_best_anywhere-5": 0.86,
+        "digit_accuracy": 0.98,  # single digits read (columns read none; a table test only)
+        "digit_accuracy_best": 0.97,
     }
     fake_run(d, "digitsum_columns", "digitsum_columns.py", [record(0.93, **anywhere)], seeds=(0,))
     return d
@@ -167,6 +169,10 @@ def test_headline_rows(runs_dir):
     # the VGG regressor cannot run without ImageNet weights: its row says so
     (vgg,) = [ln for ln in text.splitlines() if "| ours, faithful VGG regressor |" in ln]
     assert "| needs the ImageNet VGG11 weights |" in vgg and "--config.vgg_weights=" in vgg
+    # a new digit-sum network's further figures: a row each, below its own
+    columns = [ln for ln in text.splitlines() if "| digitsum_columns |" in ln]
+    assert [ln.split(" | ")[4] for ln in columns] == ["93.00 %", "91.00 %", "98.00 %"]
+    assert "(the same test digits anywhere)" in columns[1] and "single digits" in columns[2]
 
 
 def test_config_cell_falls_back_to_the_config_without_a_command(tmp_path):
@@ -198,7 +204,8 @@ def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path
     for spec in ("anywhere-4", "anywhere-3", "anywhere-5"):
         assert f"test acc, {spec}" in digitsum
     (columns,) = rows_of(digitsum, "digitsum_columns")
-    assert "| 93.00 % | 91.00 % | 95.00 % | 87.00 % |" in columns
+    assert "| 93.00 % | 91.00 % | 95.00 % | 87.00 % | 98.00 % |" in columns
+    assert "| digit acc |" in digitsum
     regressor = rows_of(digitsum, "digitsum_regressor")
     assert "| 12.75 % | 11.42 % | 39.74 % | 21.90 % |" in regressor[0]  # ours beside theirs
     assert "| 12.15 % | 10.65 % | 26.18 % | 18.16 % |" in regressor[2]
@@ -210,6 +217,7 @@ def test_group_tables_show_optional_columns_only_when_present(runs_dir, tmp_path
     old_runs = collect(old)
     assert "argmin" not in tables.mislabeled_table([old_runs[1]])
     assert "anywhere" not in tables.digitsum_table([old_runs[0]])
+    assert "digit acc" not in tables.digitsum_table([old_runs[0]])
     assert "argmin" not in headline.headline(old_runs)
 
 

@@ -61,6 +61,13 @@ def _row(run: Run, label=None, test_key="test_accuracy", val_key="val_accuracy")
     ]
 
 
+# Further figures of the new digit-sum networks, each a row below the run's own.
+EXTRA_DIGITSUM_ROWS = (
+    ("test_accuracy_anywhere-4", "the same test digits anywhere"),
+    ("digit_accuracy", "single digits read, against the generator's"),
+)
+
+
 def headline(runs: list[Run]) -> str:
     """One row per original result and per run (two for a cross-entropy run on the mislabeled
     set: its argmax, the original's protocol, and its argmin decoding), grouped by study.
@@ -98,7 +105,11 @@ def headline(runs: list[Run]) -> str:
         if model not in done:
             label = f"ours, faithful {originals.DIGITSUM_NAME[model]}"
             rows.append(_not_run(digitsum, label, DIGITSUM_CONFIG[model]))
-    rows += [_row(r) for r in digitsum_runs if not r.config.get("original")]
+    for run in (r for r in digitsum_runs if not r.config.get("original")):
+        rows.append(_row(run))
+        for key, what in EXTRA_DIGITSUM_ROWS:
+            if run.values(key) is not None:
+                rows.append(_row(run, f"{cells.what(run)} ({what})", key, None))
     rows += [_row(run) for run in cells.by_group(runs, "other")]
     return cells.table(HEADLINE_HEADER, rows) + "\n\n" + HEADLINE_NOTES
 

@@ -108,7 +108,9 @@ def digitsum_table(runs: list[Run]) -> str:
     """Digit-sum runs per seed; the original's validation and training accuracy beside a
     faithful run's, and the extra test sets' columns only if some run has them."""
     specs = extra_specs(runs)
+    digits = any("digit_accuracy" in run.records[0] for run in runs)  # networks that read digits
     header = ["run", "seed", "model", "test acc"] + [f"test acc, {s}" for s in specs]
+    header += ["digit acc"] if digits else []
     header += ["val acc", "*original* val acc", "train acc", "*original* train acc"]
     header += ["test acc (best params)", "epochs", "best epoch", "train time"]
     rows = []
@@ -122,6 +124,7 @@ def digitsum_table(runs: list[Run]) -> str:
                 model,
                 _get_pct(r, "test_accuracy"),
                 *[_get_pct(r, f"test_accuracy_{s}") for s in specs],
+                *([_get_pct(r, "digit_accuracy")] if digits else []),
                 _get_pct(r, "val_accuracy"),
                 cells.pct(val),
                 _get_pct(r, "train_accuracy"),
