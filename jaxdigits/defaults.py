@@ -43,7 +43,9 @@ def _shared() -> ml_collections.ConfigDict:
     c.original = ""  # a key of originals.DIGITSUM: print the original's tables beside ours
     c.nonfinite = "stop"  # a NaN/inf loss stops the run; "skip" leaves such steps undone
     c.parallel = "none"  # "data": the batch sharded over every device (all processes)
-    c.log = ""  # "tensorboard": event files in RUN_DIR/tensorboard too (jaxdigits/tracking.py)
+    # "tensorboard": event files in RUN_DIR/tensorboard too; "wandb": a W&B run in RUN_DIR/wandb
+    # (offline without WANDB_API_KEY); both: "tensorboard,wandb" (jaxdigits/tracking.py)
+    c.log = ""
     c.compute_dtype = "float32"  # or "bfloat16": forward and backward in bf16, float32
     # master params and Adam (mixed precision; float32 is the originals' setting)
 
