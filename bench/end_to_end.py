@@ -19,7 +19,8 @@ test at the end.
   torch_bench.configure (cuDNN autotuning, TF32), as XLA autotunes and uses TF32 there.
 
 `epochs` overrides the run's epochs at any size: `epochs=1, quick=False` is one full-size
-epoch (throughput.py --end-to-end full --end-to-end-epochs 1).
+epoch (throughput.py --end-to-end full --end-to-end-epochs 1). `toy` shrinks a quick run
+to a few steps (--end-to-end toy): the GPU check's dry run, which checks the wiring only.
 """
 
 import contextlib
@@ -38,11 +39,12 @@ from jaxdigits.data import pipeline
 
 RUNS = {"part3": "five_conv", "digitsum_regressor": "sum_cnn_regressor"}
 EPOCHS = {"part3": 4, "digitsum_regressor": 15}
+TOY = {"part3": (64, 32), "digitsum_regressor": (160, 64)}  # pool, test: two steps, one eval
 
 
-def config(run: str, quick: bool, epochs: int | None = None):
+def config(run: str, quick: bool, epochs: int | None = None, toy: bool = False):
     """The run's experiment config, one seed, a fixed number of epochs (`epochs`, else the
-    original's, 1 when quick); `quick` shrinks the data."""
+    original's, 1 when quick); `quick` shrinks the data, `toy` (with quick) to a few steps."""
     cfg = networks.NETWORKS[RUNS[run]].config()
     cfg.seeds = (0,)
     cfg.num_epochs = epochs or (1 if quick else EPOCHS[run])
@@ -52,6 +54,13 @@ def config(run: str, quick: bool, epochs: int | None = None):
             cfg.data.limit, cfg.data.test_limit = 1280, 500
         else:
             cfg.data.size, cfg.data.test_size = 1600, 500
+    if quick and toy:
+        pool, test = TOY[run]
+        if run == "part3":
+            cfg.data.limit, cfg.data.test_limit = pool, test
+        else:
+            cfg.data.size, cfg.data.test_size = pool, test
+        cfg.eval_batch_size = cfg.batch_size  # one eval program, the train batch's shape
     return cfg
 
 
@@ -94,8 +103,8 @@ class _CompileClock:
         jax.monitoring.unregister_event_listener(self.count)
 
 
-def run_jax(run: str, quick: bool, epochs: int | None = None) -> dict:
-    cfg = config(run, quick, epochs)
+def run_jax(run: str, quick: bool, epochs: int | None = None, toy: bool = False) -> dict:
+    cfg = config(run, quick, epochs, toy)
     with tempfile.TemporaryDirectory() as workdir, _CompileClock() as clock:
         t0 = time.perf_counter()
         quiet = io.StringIO()  # the trainer's tables and progress bar
@@ -142,10 +151,10 @@ def recipe(run: str) -> str:
     return "lightning"
 
 
-def run_torch(run: str, quick: bool, epochs: int | None = None) -> dict:
+def run_torch(run: str, quick: bool, epochs: int | None = None, toy: bool = False) -> dict:
     import torch
 
-    cfg = config(run, quick, epochs)
+    cfg = config(run, quick, epochs, toy)
     how = recipe(run)  # imports Lightning before the clock starts, as JAX is imported
     dev = torch_bench.device()
     settings = torch_bench.configure()

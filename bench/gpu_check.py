@@ -1,12 +1,13 @@
 """The Python steps of bench/gpu_check.sh.
 
     python bench/gpu_check.py env OUT/environment.json [--dry-run]
-    python bench/gpu_check.py smoke OUT/smoke.json
+    python bench/gpu_check.py smoke OUT/smoke.json [--toy]
 
 `env` records the device and the versions of both frameworks and their cuDNN, and exits 1
 unless JAX runs on a GPU (with --dry-run: on the CPU), so that a silent CPU fallback never
 writes a "GPU" file. `smoke` trains the digit-sum regressor's smoke config twice, the seeds
-vmapped and looped, and exits 1 unless each seed's params and test accuracy agree.
+vmapped and looped, and exits 1 unless each seed's params and test accuracy agree (--toy:
+on a sixth of its images, two steps, for the dry run).
 """
 
 import contextlib
@@ -79,7 +80,7 @@ def env(path: str, dry_run: bool) -> int:
     return 0
 
 
-def smoke(path: str) -> int:
+def smoke(path: str, toy: bool = False) -> int:
     import jax
     import numpy as np
 
@@ -89,6 +90,8 @@ def smoke(path: str) -> int:
     for axis in ("vmap", "loop"):
         cfg = defaults.from_file(ROOT / "configs" / "digitsum_regressor.py", "smoke")
         cfg.seed_axis = axis
+        if toy:  # 128 train canvases: two steps of 64 in one call; 64 test canvases
+            cfg.data.limit, cfg.data.test_limit, cfg.steps_per_call = 160, 64, -1
         with tempfile.TemporaryDirectory() as workdir:
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
@@ -121,7 +124,7 @@ def main(argv=None) -> int:
         return 2
     if argv[0] == "env":
         return env(argv[1], "--dry-run" in argv[2:])
-    return smoke(argv[1])
+    return smoke(argv[1], "--toy" in argv[2:])
 
 
 if __name__ == "__main__":

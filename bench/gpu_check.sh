@@ -84,12 +84,14 @@ nvidia-smi >>"$log" 2>&1 || true
 
 # (b) Parity with PyTorch, float32 matmuls at full precision on both sides.
 parity=(tests/test_five_conv.py tests/test_digitsum_models.py tests/test_layers.py tests/test_dropout.py)
-((dry)) && parity=(tests/test_five_conv.py tests/test_layers.py)
+((dry)) && parity=(tests/test_layers.py) # the wiring: the suite runs the rest on the CPU
 JAX_DEFAULT_MATMUL_PRECISION=highest step parity 30 \
   "$py" -m pytest -q -p no:cacheprovider -o addopts= "${parity[@]}"  # one process on the GPU
 
 # (c) The trainer: seeds vmapped (the accelerator default) and looped agree.
-step smoke 20 "$py" bench/gpu_check.py smoke "$out/smoke.json"
+toy=()
+((dry)) && toy=(--toy)
+step smoke 20 "$py" bench/gpu_check.py smoke "$out/smoke.json" ${toy[@]+"${toy[@]}"}
 
 # (d) Throughput, a network at a time: all batches and precisions, the modes that dispatch
 # every step and JAX's fused steps.
@@ -117,7 +119,7 @@ done
 # (e) The faithful Part III end to end: JAX's trainer against the original's recipe.
 e2e=("$py" bench/throughput.py --out "$out" --networks none --end-to-end-runs part3)
 if ((dry)); then
-  e2e+=(--end-to-end quick)
+  e2e+=(--end-to-end toy)
 else
   e2e+=(--end-to-end full)
 fi

@@ -91,9 +91,10 @@ def parse_args(argv=None):
     p.add_argument("--call-seconds", type=float, help="calibrate a timed call to about this")
     p.add_argument(
         "--end-to-end",
-        choices=("auto", "full", "quick", "none"),
+        choices=("auto", "full", "quick", "toy", "none"),
         default="auto",
-        help="whole runs: full size, shrunk, or none (auto: quick with --quick, else full)",
+        help="whole runs: full size, shrunk, a few steps (toy: checks the wiring only), or none"
+        " (auto: quick with --quick, else full)",
     )
     runs = tuple(end_to_end.RUNS)
     p.add_argument("--end-to-end-runs", type=_csv(str, runs), default=runs)
@@ -258,10 +259,10 @@ def main(argv=None):
     if args.end_to_end != "none":
         if results["throughput"]:  # kept, should a whole run fail (no MNIST, say)
             _write(path, old, results)
-        quick = args.end_to_end == "quick"
+        quick, toy = args.end_to_end in ("quick", "toy"), args.end_to_end == "toy"
         for run in args.end_to_end_runs:
             for fw, fn in (("jax", end_to_end.run_jax), ("torch", end_to_end.run_torch)):
-                record = fn(run, quick, epochs=args.end_to_end_epochs)
+                record = fn(run, quick, epochs=args.end_to_end_epochs, toy=toy)
                 record["quick"] = quick
                 results["end_to_end"].append(record)
                 print(

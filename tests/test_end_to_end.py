@@ -1,7 +1,7 @@
 """bench/end_to_end.py: whole runs of both frameworks, what their records say. Not their speed.
 
-The runs are the bench's quick ones with their data shrunk to a few steps (a quick run is
-mostly fixed costs and compilation, which these keep): the tests check what a run records,
+The runs are the bench's toy ones, quick runs with their data shrunk to a few steps (a quick
+run is mostly fixed costs and compilation, which these keep): the tests check what a run records,
 and the digit-sum runs, three whole runs, are made once for the module.
 """
 
@@ -13,28 +13,10 @@ from helpers_data import NEEDS_MNIST
 
 from bench import end_to_end, results_markdown
 
-# Per run: (train pool, test set) sizes: the digit sums 2 training steps of 64, Part III
-# 2 of 32 an epoch; the evaluation batch as the training one, the padding of 500 spared.
-SHRUNK = {"digitsum_regressor": (160, 64), "part3": (64, 32)}
-
-
-def _shrunk(real_config):
-    def config(run, quick, epochs=None):
-        cfg = real_config(run, quick, epochs)
-        pool, test = SHRUNK[run]
-        if run == "part3":
-            cfg.data.limit, cfg.data.test_limit = pool, test
-        else:
-            cfg.data.size, cfg.data.test_size = pool, test
-        cfg.eval_batch_size = cfg.batch_size
-        return cfg
-
-    return config
-
 
 @pytest.fixture(scope="module")
 def digitsum(tmp_path_factory):
-    """The quick digit-sum run, shrunk: JAX's run twice, first with an empty persistent
+    """The toy digit-sum run (end_to_end.TOY): JAX's run twice, first with an empty persistent
     compilation cache and nothing reused from memory (earlier tests), so every program is
     compiled ("cold"), then with the in-memory executables gone again, so it reads them back
     from the disk ("warm"); then torch's run."""
@@ -43,18 +25,16 @@ def digitsum(tmp_path_factory):
     from jaxdigits.runtime import compile_cache
 
     previous = jax.config.jax_compilation_cache_dir
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(end_to_end, "config", _shrunk(end_to_end.config))
-        try:
-            compile_cache.setup(str(tmp_path_factory.mktemp("cache")))
-            jax.clear_caches()
-            cold = end_to_end.run_jax("digitsum_regressor", True)
-            compilation_cache.reset_cache()
-            jax.clear_caches()
-            warm = end_to_end.run_jax("digitsum_regressor", True)
-        finally:
-            compile_cache.setup(previous or "off")
-        torch = end_to_end.run_torch("digitsum_regressor", True)
+    try:
+        compile_cache.setup(str(tmp_path_factory.mktemp("cache")))
+        jax.clear_caches()
+        cold = end_to_end.run_jax("digitsum_regressor", True, toy=True)
+        compilation_cache.reset_cache()
+        jax.clear_caches()
+        warm = end_to_end.run_jax("digitsum_regressor", True, toy=True)
+    finally:
+        compile_cache.setup(previous or "off")
+    torch = end_to_end.run_torch("digitsum_regressor", True, toy=True)
     return {"cold": cold, "warm": warm, "torch": torch}
 
 
@@ -103,8 +83,7 @@ def test_end_to_end_lightning_recipe_trains_part3(monkeypatch):
         return real_fit(trainer, *args, **kwargs)
 
     monkeypatch.setattr(pl.Trainer, "fit", fit)
-    monkeypatch.setattr(end_to_end, "config", _shrunk(end_to_end.config))
-    r = end_to_end.run_torch("part3", True, epochs=2)
+    r = end_to_end.run_torch("part3", True, epochs=2, toy=True)
     assert fits == [2]
     assert (r["recipe"], r["epochs"], r["batch_size"]) == ("lightning", 2, 32)
     assert 0.0 <= r["test_accuracy"] <= 1.0
