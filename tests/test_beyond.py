@@ -2,6 +2,7 @@
 network and test data, random shifts, and smoke runs of the new configs."""
 
 import functools
+import itertools
 import json
 
 import jax
@@ -13,7 +14,7 @@ from helpers_data import REPO_ROOT, mnist_dir
 from jaxdigits import data as jdata
 from jaxdigits import defaults, models, trainer
 from jaxdigits.data import digitsum, pipeline
-from jaxdigits.models import sum_columns
+from jaxdigits.models import sum_centres, sum_columns
 
 # --- the sum of independent column values ----------------------------------------------------
 
@@ -114,6 +115,59 @@ def test_the_test_sets_digits_add_up_to_its_sums():
     np.testing.assert_array_equal(images, built.test_images)
     assert digits.shape == (40, 4) and digits.min() >= 0 and digits.max() <= 9
     np.testing.assert_array_equal(digits.sum(1), built.test_labels)
+
+
+def _brute_force_centres(score, p, max_digits, num_sums, spacing):
+    """(count, sum) weights of centre sets at least `spacing` apart, by enumeration."""
+    n_cols = len(score)
+    out = np.zeros((max_digits + 1, num_sums))
+    for n in range(max_digits + 1):
+        for cols in itertools.combinations(range(n_cols), n):
+            if any(b - a < spacing for a, b in itertools.pairwise(cols)):
+                continue
+            dist = np.ones(1)
+            for t in cols:
+                dist = np.convolve(dist, p[t])
+            out[n, : len(dist)] += np.exp(score[list(cols)].sum()) * dist
+    return out
+
+
+@pytest.mark.parametrize("spacing", [1, 2, 3])
+def test_centre_sums_adds_up_every_set_of_centres(spacing):
+    rng = np.random.default_rng(spacing)
+    score, p = rng.normal(size=(2, 7)), rng.dirichlet(np.ones(3), size=(2, 7))  # digits 0..2
+    got = centre_sums_jit(jnp.asarray(score, jnp.float32), jnp.log(jnp.asarray(p, jnp.float32)))
+    for b in range(2):
+        want = _brute_force_centres(score[b], p[b], 3, 7, spacing)
+        np.testing.assert_allclose(np.exp(got[spacing - 1][b]), want, rtol=2e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="7 sums cannot hold 4 digits"):
+        sum_centres.centre_sums(jnp.zeros((1, 7)), jnp.zeros((1, 7, 3)), 4, 7, 1)
+
+
+def centre_sums_jit(score, log_p):
+    """centre_sums at spacings 1, 2, 3, three digits at most, sums 0..6."""
+    run = jax.jit(sum_centres.centre_sums, static_argnums=(2, 3, 4))
+    return [run(score, log_p, 3, 7, s) for s in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_sum_centres_reads_a_distribution_over_sums_and_trains_on_sum_and_count():
+    model = models.get("sum_centres", num_classes=47)
+    rng = np.random.default_rng(4)
+    x = np.zeros((1, 40, 168, 1), np.float32)
+    x[0, 6:30, 30:110, 0] = rng.random((24, 80))
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.asarray(x))["params"]
+    apply = jax.jit(model.apply, static_argnames="train")
+    out = apply({"params": params}, jnp.asarray(x))
+    assert out.shape == (1, 47)
+    np.testing.assert_allclose(jnp.exp(out).sum(-1), 1.0, rtol=1e-5)
+    assert float(jnp.exp(out[0, -1])) == 0.0  # "another count" is for training only
+    train = apply(
+        {"params": params}, jnp.asarray(x), train=True, rngs={"dropout": jax.random.PRNGKey(1)}
+    )
+    np.testing.assert_allclose(jnp.exp(train).sum(-1), 1.0, rtol=1e-5)
+    # four digits sum to 36 at most: with the count of four, no mass above
+    assert float(jnp.exp(train[0, 37:46]).max()) < 1e-6 < float(jnp.exp(train[0, -1]))
 
 
 # --- test data with digits anywhere, and 3 or 5 of them -----------------------------------------
@@ -222,6 +276,7 @@ SMALL = {"steps_per_call": -1, "data": {"test_limit": 100}}
         ("part3_complementary", {"loss": {"complementary": "ga"}, "data": {"limit": 80}}),  # 72
         ("digitsum_columns", {"data": {"size": 160, "test_size": 100}}),  # 128, batch 64
         ("digitsum_slots", {"data": {"size": 160, "test_size": 100}}),
+        ("digitsum_centres", {"data": {"size": 160, "test_size": 100}}),
     ],
 )
 def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_path):

@@ -54,6 +54,17 @@ def sum_log_probs(log_p, num_sums: int):
     return dist
 
 
+def column_features(x, features: tuple[int, ...], top: int):
+    """The trunk and first head layer, called inside a compact module (its params are the
+    caller's conv1.., conv_top, head1): [B, H, W, 1] -> [B, W / 8, top], one column per 8 px."""
+    for i, f in enumerate(features):
+        x = conv(f, (3, 3), x.shape[-1], padding=1, name=f"conv{i + 1}", **HE_INIT)(x)
+        x = max_pool(nn.relu(x))
+    x = nn.relu(conv(top, (3, 3), x.shape[-1], padding=1, name="conv_top", **HE_INIT)(x))
+    x = jnp.max(x, axis=1)  # [B, columns, top]: any vertical offset reads the same
+    return nn.relu(dense(top, top, name="head1", **HE_INIT)(x))
+
+
 class SumColumns(nn.Module):
     num_classes: int = 46  # sums 0..45: up to five digits
     features: tuple[int, ...] = (16, 32, 64)
@@ -62,13 +73,7 @@ class SumColumns(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        for i, features in enumerate(self.features):
-            x = conv(features, (3, 3), x.shape[-1], padding=1, name=f"conv{i + 1}", **HE_INIT)(x)
-            x = max_pool(nn.relu(x))
-        top = conv(self.top, (3, 3), x.shape[-1], padding=1, name="conv_top", **HE_INIT)
-        x = nn.relu(top(x))
-        x = jnp.max(x, axis=1)  # [B, columns, top]: any vertical offset reads the same
-        x = nn.relu(dense(self.top, self.top, name="head1", **HE_INIT)(x))
+        x = column_features(x, self.features, self.top)
         x = Dropout(0.25, deterministic=not train)(x)
         # Columns start out saying 0 with probability 0.83 (an expected sum of 18 over the 21
         # columns of a 168 px canvas): from uniform outputs (sums near 95) the network would
