@@ -20,14 +20,9 @@ from jaxdigits import defaults
 
 def get_config(arg=None):
     given = defaults.args(arg)
-    c = defaults.digitsum(arg)
+    c = defaults.digitsum_from_sums(arg)
     c.model = "sum_centres"
-    c.task = "classify"
     c.num_classes = 47  # sums 0..45 (five digits at most), then "not four digits"
     c.learning_rate = 2e-3
-    c.lr_schedule = "cosine"
     c.num_epochs = 15
-    c.eval_train_split = False
-    c.data.shift = 3
-    c.data.extra_tests = ("anywhere-4", "anywhere-3", "anywhere-5")
     return defaults.smoke(c) if "smoke" in given else c

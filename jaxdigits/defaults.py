@@ -112,6 +112,20 @@ def digitsum(arg: str | None = None) -> ml_collections.ConfigDict:
     return c
 
 
+def digitsum_from_sums(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The digit-sum study for the networks that read digits from the sums alone: the sum as
+    a class (46: up to five digits), a cosine decay, random 3 px shifts of the whole canvas,
+    and the test digits also anywhere and as 3 and 5 digits."""
+    c = digitsum(arg)
+    c.task = "classify"
+    c.num_classes = 46
+    c.lr_schedule = "cosine"
+    c.eval_train_split = False
+    c.data.shift = 3
+    c.data.extra_tests = ("anywhere-4", "anywhere-3", "anywhere-5")
+    return c
+
+
 STUDIES = {"mislabeled": mislabeled, "digitsum": digitsum}
 
 
