@@ -303,6 +303,30 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
     return {**jax.tree.map(lambda x: x[seeds.index(seed)], params), **restored.get("frozen", {})}
 
 
+def source_params(workdir: str | pathlib.Path, seeds) -> dict:
+    """Another run's best params for a run of `seeds` (config.init): per seed [S, ...].
+
+    `workdir` is a run directory or a kept run (results/runs/<run>, its params/). When it
+    trained every one of `seeds`, each seed starts from its own; otherwise one source seed
+    is broadcast to all, or as many source seeds as there are seeds are taken in order.
+    """
+    workdir = pathlib.Path(workdir)
+    if not (workdir / BEST_DIR).is_dir() and (workdir / PARAMS_DIR).is_dir():  # a kept run
+        params = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())["best"]
+    else:
+        params = restore_best(workdir)["best_params"]
+    params = jax.tree.map(np.asarray, params)
+    trained = list(defaults.load_saved(workdir).seeds)
+    n_src, n = jax.tree.leaves(params)[0].shape[0], len(seeds)
+    if set(seeds) <= set(trained) and n_src == len(trained):
+        rows = [trained.index(s) for s in seeds]
+    elif n_src in (1, n):
+        rows = [i if n_src == n else 0 for i in range(n)]
+    else:
+        raise ValueError(f"{workdir}: has {n_src} seeds; cannot initialise {n} seeds from it")
+    return jax.tree.map(lambda x: x[rows], params)
+
+
 def save_params(workdir, target) -> int:
     """Writes `workdir`'s last and best params (every seed; the frozen ones once) as one
     checkpoint in target/PARAMS_DIR, which seed_params reads; returns its bytes. Refuses

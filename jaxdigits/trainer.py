@@ -68,16 +68,12 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
     }
     if not config.init or resuming:
         return fresh, frozen
-    source = checkpoint.restore_best(config.init)["best_params"]
-    n_src = jax.tree.leaves(source)[0].shape[0]
-    n = len(config.seeds)
-    if n_src not in (1, n):
-        raise ValueError(f"{config.init}: has {n_src} seeds; cannot initialise {n} seeds from it")
+    source = checkpoint.source_params(config.init, config.seeds)
 
     def take(src, ref):
         if src.shape[1:] != ref.shape[1:]:
             raise ValueError(f"{config.init}: param shape {src.shape[1:]} != {ref.shape[1:]}")
-        return jnp.asarray(np.broadcast_to(src, (n, *src.shape[1:])), ref.dtype)
+        return jnp.asarray(src, ref.dtype)
 
     if set(source) != set(fresh):
         raise ValueError(
