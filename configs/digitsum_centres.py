@@ -23,6 +23,7 @@ def get_config(arg=None):
     c = defaults.digitsum_from_sums(arg)
     c.model = "sum_centres"
     c.num_classes = 47  # sums 0..45 (five digits at most), then "not four digits"
+    c.centre_spacing = 3  # columns (8 px each) between two digits' centres
     c.learning_rate = 2e-3
     c.num_epochs = 15
     return defaults.smoke(c) if "smoke" in given else c

@@ -290,17 +290,26 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
     if which not in ("best", "last"):
         raise ValueError(f"which={which!r}: use best or last")
+    last, best, frozen = run_params(workdir)
+    params = best if which == "best" else last
+    return {**jax.tree.map(lambda x: x[seeds.index(seed)], params), **frozen}
+
+
+def _kept(workdir: pathlib.Path) -> bool:
+    """A run kept in the repo (results/runs/<run>): its params/, no checkpoints."""
+    return not (workdir / STATE_DIR).is_dir() and (workdir / PARAMS_DIR).is_dir()
+
+
+def run_params(workdir: str | pathlib.Path) -> tuple[dict, dict, dict]:
+    """(last, best, frozen) params of a run directory or a kept run: every seed's [S, ...],
+    and the frozen ones once ({} for most models)."""
     workdir = pathlib.Path(workdir)
-    if not (workdir / STATE_DIR).is_dir() and (workdir / PARAMS_DIR).is_dir():  # a kept run
+    if _kept(workdir):
         restored = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())
-        params = restored[which]
-    elif which == "best":
-        restored = restore_best(workdir)
-        params = restored["best_params"]
-    else:
-        restored = restore_latest(workdir)
-        params = restored["train"]["params"]
-    return {**jax.tree.map(lambda x: x[seeds.index(seed)], params), **restored.get("frozen", {})}
+        return restored["last"], restored["best"], restored.get("frozen", {})
+    best = restore_best(workdir)
+    last = restore_latest(workdir)["train"]["params"]
+    return last, best["best_params"], best.get("frozen", {})
 
 
 def source_params(workdir: str | pathlib.Path, seeds) -> dict:
@@ -311,7 +320,7 @@ def source_params(workdir: str | pathlib.Path, seeds) -> dict:
     is broadcast to all, or as many source seeds as there are seeds are taken in order.
     """
     workdir = pathlib.Path(workdir)
-    if not (workdir / BEST_DIR).is_dir() and (workdir / PARAMS_DIR).is_dir():  # a kept run
+    if _kept(workdir):
         params = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())["best"]
     else:
         params = restore_best(workdir)["best_params"]

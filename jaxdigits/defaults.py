@@ -70,6 +70,7 @@ def _shared() -> ml_collections.ConfigDict:
     d.limit = 0  # train on a fixed random subset of N pool images (0: all)
     d.test_limit = 0  # likewise for the test split
     d.shift = 0  # random shifts of up to N pixels (of the stored images) in training
+    d.squeeze = False  # drop random blank columns in training (pipeline.squeeze_columns)
     d.augment = False
     d.rotation_deg = 30.0
     d.translate = 0.1
@@ -115,14 +116,14 @@ def digitsum(arg: str | None = None) -> ml_collections.ConfigDict:
 def digitsum_from_sums(arg: str | None = None) -> ml_collections.ConfigDict:
     """The digit-sum study for the networks that read digits from the sums alone: the sum as
     a class (46: up to five digits), a cosine decay, random 3 px shifts of the whole canvas,
-    and the test digits also anywhere and as 3 and 5 digits."""
+    and the test digits also anywhere, as 3 and 5 digits, touching and overlapping."""
     c = digitsum(arg)
     c.task = "classify"
     c.num_classes = 46
     c.lr_schedule = "cosine"
     c.eval_train_split = False
     c.data.shift = 3
-    c.data.extra_tests = ("anywhere-4", "anywhere-3", "anywhere-5")
+    c.data.extra_tests = ("anywhere-4", "anywhere-3", "anywhere-5", "touching-4", "overlap-4")
     return c
 
 

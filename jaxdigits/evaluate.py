@@ -5,6 +5,13 @@ Restores the run's config, its best params and its last training state
 params' validation accuracy (and training-split accuracy, where the run
 reported it), compares them with summary.json and redraws the confusion
 matrices. Exits non-zero if a number differs.
+
+    python -m jaxdigits.evaluate --workdir results/runs/digitsum_centres \
+        --add_tests touching-4,overlap-4
+
+scores a finished digit-sum run, or one kept in the repo with its params, on further test
+sets (data.extra_tests names), and adds their accuracies to its summary.json and their names
+to its config.json; nothing else in either changes.
 """
 
 import json
@@ -21,6 +28,11 @@ from jaxdigits.runtime import compile_cache
 
 flags.DEFINE_string("workdir", None, "A run directory written by jaxdigits.train.")
 flags.mark_flag_as_required("workdir")
+flags.DEFINE_list(
+    "add_tests",
+    [],
+    "Further digit-sum test sets to score and add to summary.json, e.g. touching-4.",
+)
 compile_cache.define_flag()
 
 
@@ -57,6 +69,41 @@ def evaluate(workdir) -> dict:
     return {"seeds": list(config.seeds), **result, "stored": stored}
 
 
+def add_tests(workdir, names) -> dict:
+    """Scores the last and best params of finished run `workdir` (kept or not) on the extra test
+    sets `names`, adds `test_accuracy_<name>` and `test_accuracy_best_<name>` per seed to its
+    summary.json and the names to its config.json's data.extra_tests; returns the summary."""
+    workdir = pathlib.Path(workdir)
+    config = defaults.load_saved(workdir)
+    summary_path = workdir / output.SUMMARY
+    if not summary_path.exists():
+        raise FileNotFoundError(f"{summary_path}: missing (the run has not finished)")
+    rule = data.spec(config.data.name).extra_test_rule
+    if rule is None:
+        raise ValueError(f"{workdir}: data.name {config.data.name!r} has no extra tests")
+    for name in names:
+        if problem := rule(name):
+            raise ValueError(f"--add_tests: {problem}")
+    last, best, frozen = checkpoint.run_params(workdir)
+    scored = config.copy_and_resolve_references()
+    scored.data.extra_tests = tuple(names)
+    no_pool = np.zeros((0, *config.data.image_size), np.uint8)
+    ds = data.Data(no_pool, np.zeros(0, np.int32), no_pool, np.zeros(0, np.int32))
+    accs = scoring.extra_test_accuracies(models.build(config), scored, ds, last, best, frozen)
+    summary = json.loads(summary_path.read_text())
+    per_seed = summary.get("per_seed", [summary])
+    for i, record in enumerate(per_seed):
+        record.update({k: float(v[i]) for k, v in accs.items()})
+    if "per_seed" in summary:
+        summary.update({k: float(np.mean(v)) for k, v in accs.items()})
+    saved = json.loads((workdir / output.CONFIG).read_text())
+    known = list(saved["data"].get("extra_tests", []))
+    saved["data"]["extra_tests"] = known + [n for n in names if n not in known]
+    output.write_json(workdir / output.CONFIG, saved)
+    output.write_json(summary_path, summary)
+    return summary
+
+
 KEYS = {
     "test_accuracy": "test, last params",
     "test_accuracy_best": "test, best params",
@@ -69,6 +116,15 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)
     compile_cache.setup(flags.FLAGS.compilation_cache)
+    if flags.FLAGS.add_tests:
+        try:
+            summary = add_tests(flags.FLAGS.workdir, flags.FLAGS.add_tests)
+        except (data.DataError, FileNotFoundError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        for name in flags.FLAGS.add_tests:
+            last, best = (summary[f"test_accuracy{w}_{name}"] for w in ("", "_best"))
+            print(f"{name}: {100 * last:.2f} % (best params {100 * best:.2f} %)")
+        return
     try:
         result = evaluate(flags.FLAGS.workdir)
     except (data.DataError, FileNotFoundError, ValueError) as e:

@@ -104,11 +104,14 @@ def init_params(model, key, image_size):
 
 
 def _inputs(key, images_u8, cfg):
-    """uint8 batch -> normalised float input, randomly shifted (config.data.shift) and with
-    Part 1's augmentation when enabled."""
+    """uint8 batch -> normalised float input, randomly shifted (config.data.shift), closed up
+    (config.data.squeeze) and with Part 1's augmentation when enabled."""
     if cfg.data.get("shift", 0):
         key, k_shift = jax.random.split(key)
         images_u8 = pipeline.random_shift(k_shift, images_u8, cfg.data.shift)
+    if cfg.data.get("squeeze", False):
+        key, k_squeeze = jax.random.split(key)
+        images_u8 = pipeline.squeeze_columns(k_squeeze, images_u8)
     if not cfg.data.augment:
         return pipeline.preprocess(images_u8, cfg.data.image_size, cfg.data.mean, cfg.data.std)
     x = pipeline.preprocess(images_u8, cfg.data.image_size, 0.0, 1.0)[..., 0]

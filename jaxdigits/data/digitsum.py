@@ -26,19 +26,23 @@ NUM_FILES = 3
 SIZE = 30_000  # images in the original's three files together
 
 
-PLACEMENTS = ("quarters", "anywhere")
+PLACEMENTS = ("quarters", "anywhere", "touching", "overlap")
+MOST_OVERLAP = 3  # px of ink over ink between neighbours in the "overlap" placement
 
 
 def _paste(digits: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """uint8 [n, k, h, w] digits at left edges dx and top edges dy [n, k] -> [n, 40, 168]."""
+    """uint8 [n, k, h, w] digits at left edges dx and top edges dy [n, k] -> [n, 40, 168].
+
+    Pixels are combined by maximum; the columns of a digit's box that fall off the left or
+    right edge are cut (only blank ones do: the placements keep the ink on the canvas)."""
     n, k, h, w = digits.shape
-    canvas = np.zeros((n, HEIGHT, WIDTH), np.uint8)
+    canvas = np.zeros((n, HEIGHT, WIDTH + 2 * w), np.uint8)  # a digit's width spare each side
     rows = np.arange(n)[:, None, None]
     for j in range(k):
         ys = dy[:, j, None, None] + np.arange(h)[None, :, None]
-        xs = dx[:, j, None, None] + np.arange(w)[None, None, :]
+        xs = w + dx[:, j, None, None] + np.arange(w)[None, None, :]
         canvas[rows, ys, xs] = np.maximum(canvas[rows, ys, xs], digits[:, j])
-    return canvas
+    return canvas[:, :, w : w + WIDTH]
 
 
 def compose(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -66,6 +70,34 @@ def compose_anywhere(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return _paste(digits, cuts + w * np.arange(k), dy)
 
 
+def compose_close(digits: np.ndarray, rng: np.random.Generator, overlap=(0, 0)) -> np.ndarray:
+    """uint8 [n, k, h, w] -> [n, 40, 168]: the k digits left to right with no blank column
+    between their ink, each neighbour's ink o px over the last's (o uniform in overlap[0]..
+    overlap[1]; 0: they touch), the group at a random position and each digit at a random
+    height. Ink is any nonzero pixel; where ink meets ink, the brighter pixel shows.
+    """
+    n, k, h, w = digits.shape
+    ink = digits.any(axis=2)  # [n, k, w]: the columns holding ink
+    left = ink.argmax(-1)
+    width = w - ink[..., ::-1].argmax(-1) - left  # an empty image counts as w wide
+    over = rng.integers(overlap[0], overlap[1] + 1, size=(n, k - 1))
+    starts = np.concatenate([np.zeros((n, 1), int), np.cumsum(width[:, :-1] - over, 1)], 1)
+    span = starts[:, -1] + width[:, -1]
+    if span.max() > WIDTH:
+        raise ValueError(f"{k} digits of ink {span.max()} px wide do not fit in {WIDTH} px")
+    first = rng.integers(0, WIDTH - span + 1)
+    dy = rng.integers(0, HEIGHT - h + 1, size=(n, k))
+    return _paste(digits, first[:, None] + starts - left, dy)
+
+
+PLACE = {
+    "quarters": compose,
+    "anywhere": compose_anywhere,
+    "touching": compose_close,
+    "overlap": lambda digits, rng: compose_close(digits, rng, (1, MOST_OVERLAP)),
+}
+
+
 def generate(
     n: int,
     seed: int,
@@ -78,7 +110,8 @@ def generate(
 
     `sources` are the MNIST indices (in `split`) of each canvas's digits, left
     to right. `placement` "quarters" is the study's layout; "anywhere" is
-    `compose_anywhere`. The digits drawn depend only on n, seed, split and
+    `compose_anywhere`; "touching" and "overlap" (1..MOST_OVERLAP px) are
+    `compose_close`. The digits drawn depend only on n, seed, split and
     num_digits, so both placements of one seed show the same digits.
     """
     if placement not in PLACEMENTS:
@@ -87,8 +120,7 @@ def generate(
     rng = np.random.default_rng(seed)
     sources = rng.integers(0, len(labels), size=(n, num_digits))
     sums = labels[sources].sum(1, dtype=np.int32)
-    place = compose if placement == "quarters" else compose_anywhere
-    return place(images[sources], rng), sums, sources
+    return PLACE[placement](images[sources], rng), sums, sources
 
 
 def save_original(path, images: np.ndarray, sums: np.ndarray):

@@ -38,6 +38,24 @@ def random_shift(key, images, max_shift: int):
     return jax.vmap(crop)(padded, starts)
 
 
+def squeeze_columns(key, images):
+    """Closes up each uint8 image [B, h, w] horizontally: drops a random share (uniform in
+    0..1 per image) of its blank columns, then puts what is left at a random horizontal
+    position, filling with 0. Digits move closer, up to touching, and no ink is lost, so a
+    label that counts or adds up the digits still holds."""
+    b, h, w = images.shape
+    k_share, k_drop, k_pos = jax.random.split(key, 3)
+    blank = ~jnp.any(images > 0, axis=1)  # [B, w]
+    share = jax.random.uniform(k_share, (b, 1))
+    keep = ~blank | (jax.random.uniform(k_drop, (b, w)) >= share)
+    offset = jax.random.randint(k_pos, (b,), 0, w - keep.sum(1) + 1)
+    # kept columns go left to right from the offset; dropped ones to a spare column w
+    to = jnp.where(keep, jnp.cumsum(keep, axis=1) - 1 + offset[:, None], w)
+    out = jnp.zeros((b, h, w + 1), images.dtype)
+    out = jax.vmap(lambda o, t, im: o.at[:, t].set(im))(out, to, images)
+    return out[:, :, :w]
+
+
 def _affine(image, angle, shift):
     """Rotates `image` [H, W] by `angle` (radians) about its centre and shifts it by `shift`."""
     h, w = image.shape

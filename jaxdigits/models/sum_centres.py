@@ -90,4 +90,10 @@ class SumCentres(nn.Module):
         return jnp.concatenate([sums, jnp.full_like(sums[:, :1], NEG)], axis=-1)
 
 
-MODEL = Model(SumCentres)
+MODEL = Model(
+    SumCentres,
+    # columns between two centres (8 px each): 3 fits the study's digits, which never touch;
+    # 2 lets touching digits' centres be read (configs/digitsum_centres_close.py)
+    config_keys={"centre_spacing": 3},
+    options=lambda config: {"spacing": config.get("centre_spacing", 3)},
+)
