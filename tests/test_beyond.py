@@ -260,6 +260,64 @@ def test_random_shift_moves_whole_images_by_at_most_the_limit():
     assert all(abs(dy) <= 2 and abs(dx) <= 2 for dy, dx in moves) and len(moves) > 4
 
 
+def _ink_columns(canvas):
+    """Indices of the columns of a canvas [40, 168] holding ink."""
+    return np.flatnonzero(canvas.any(0))
+
+
+@pytest.mark.parametrize("placement, low, high", [("touching", 0, 0), ("overlap", 1, 3)])
+def test_close_placements_put_ink_against_ink(placement, low, high):
+    """Digits whose ink is a solid bar of known width: touching leaves no blank column between
+    neighbours, overlap puts 1..3 columns of ink over the last digit's."""
+    rng = np.random.default_rng(1)
+    n, k = 300, 4
+    widths = rng.integers(4, 21, size=(n, k))  # ink 4..20 px wide inside a 28 px box
+    lefts = rng.integers(0, 28 - widths + 1)
+    digits = np.zeros((n, k, 28, 28), np.uint8)
+    for i, j in itertools.product(range(n), range(k)):
+        digits[i, j, 6:20, lefts[i, j] : lefts[i, j] + widths[i, j]] = 200
+    canvas = digitsum.PLACE[placement](digits, np.random.default_rng(2))
+    assert canvas.shape == (n, 40, 168) and canvas.dtype == np.uint8
+    spans = []
+    for c, w in zip(canvas, widths, strict=True):
+        cols = _ink_columns(c)
+        assert np.all(np.diff(cols) == 1)  # one run of ink: no gap between neighbours
+        overlap = w.sum() - len(cols)
+        assert (k - 1) * low <= overlap <= (k - 1) * high
+        spans.append((cols[0], cols[-1]))
+    first, last = np.array(spans).T
+    assert first.min() < 10 and last.max() > 158  # the group lies anywhere on the width
+
+
+def test_close_placements_keep_the_digits_and_refuse_what_does_not_fit():
+    _, sums_q, src_q = digitsum.generate(20, 5, "test", str(mnist_dir()))
+    images, sums, src = digitsum.generate(20, 5, "test", str(mnist_dir()), placement="touching")
+    np.testing.assert_array_equal(src, src_q)
+    np.testing.assert_array_equal(sums, sums_q)
+    mnist_images, _ = jdata.mnist.load("test", str(mnist_dir()))
+    # touching, never over each other: every digit's ink is all there
+    ink = (mnist_images[src] > 0).sum((1, 2, 3))
+    np.testing.assert_array_equal((images > 0).sum((1, 2)), ink)
+    with pytest.raises(ValueError, match="do not fit"):
+        digitsum.compose_close(np.full((1, 7, 28, 28), 9, np.uint8), np.random.default_rng())
+
+
+def test_squeeze_columns_closes_up_without_losing_ink():
+    """Blank columns go, each image's ink columns stay whole and in order: a sum still holds."""
+    images, _, _ = digitsum.generate(64, 3, "test", str(mnist_dir()))
+    out = np.asarray(pipeline.squeeze_columns(jax.random.PRNGKey(0), jnp.asarray(images)))
+    assert out.shape == images.shape and out.dtype == np.uint8
+    gaps_before, gaps_after = [], []
+    for im, o in zip(images, out, strict=True):
+        cols, kept = _ink_columns(im), _ink_columns(o)
+        np.testing.assert_array_equal(o[:, kept], im[:, cols])
+        gaps_before.append(cols[-1] - cols[0] + 1 - len(cols))
+        gaps_after.append(kept[-1] - kept[0] + 1 - len(kept))
+    gaps_before, gaps_after = np.array(gaps_before), np.array(gaps_after)
+    assert np.all(gaps_after <= gaps_before) and gaps_after.mean() < 0.8 * gaps_before.mean()
+    assert gaps_after.min() < 0.2 * gaps_before.mean()  # some close up almost to touching
+
+
 # --- the new configs end to end (smoke size) -------------------------------------------------
 
 

@@ -4,6 +4,7 @@ test split, written out as a user's files, score exactly the test accuracy it re
 import csv
 import pathlib
 
+import jax
 import numpy as np
 import pytest
 from helpers_data import NEEDS_MNIST
@@ -165,3 +166,47 @@ def test_a_kept_run_with_its_params_predicts_on_a_fresh_clone(naive_run, tmp_pat
     with pytest.raises(SystemExit, match="MiB a kept run may hold"):
         build.main([*args, "--keep", str(workdir), "--params"])
     assert (kept / checkpoint.PARAMS_DIR).is_dir()  # the older copy is left as it was
+
+
+def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monkeypatch):
+    """evaluate --add_tests on a kept run (params only) adds what the run's own params score on
+    the new test set, per seed, and leaves the rest of summary.json as it was."""
+    import json
+
+    from jaxdigits import checkpoint, evaluate, models, scoring
+    from jaxdigits.report import build
+
+    workdir, summary = digitsum_run
+    monkeypatch.setattr(checkpoint, "MAX_KEPT_PARAMS_BYTES", 1 << 30)  # the regressor: 106 MiB
+    args = ["--kept", str(tmp_path / "kept"), "--runs", str(tmp_path / "none")]
+    args += ["--out", str(tmp_path / "REPORT.md"), "--readme", ""]
+    build.main([*args, "--keep", str(workdir), "--params"])
+    kept = tmp_path / "kept" / workdir.name
+
+    added = evaluate.add_tests(kept, ["touching-4", "anywhere-3"])
+    config = defaults.load_saved(workdir)
+    config.data.extra_tests = ("touching-4", "anywhere-3")
+    last, best, frozen = checkpoint.run_params(workdir)
+    ds = data.build(config.data)
+    expected = scoring.extra_test_accuracies(models.build(config), config, ds, last, best, frozen)
+    for i, record in enumerate(added["per_seed"]):
+        assert record["test_accuracy"] == summary["per_seed"][i]["test_accuracy"]
+        for key, accs in expected.items():
+            assert record[key] == pytest.approx(float(accs[i]))
+    assert added["test_accuracy_touching-4"] == pytest.approx(
+        np.mean(expected["test_accuracy_touching-4"])
+    )
+    assert json.loads((kept / "summary.json").read_text()) == added
+    saved = json.loads((kept / "config.json").read_text())
+    assert saved["data"]["extra_tests"] == ["touching-4", "anywhere-3"]
+
+    before = (kept / "summary.json").read_text()
+    with pytest.raises(ValueError, match="'diagonal-4' is not PLACEMENT-K"):
+        evaluate.add_tests(kept, ["diagonal-4"])
+    assert (kept / "summary.json").read_text() == before
+
+    # a kept run initialises another: each seed from its own params, or refused
+    own = checkpoint.source_params(kept, (10,))
+    np.testing.assert_array_equal(jax.tree.leaves(own)[0][0], jax.tree.leaves(best)[0][1])
+    with pytest.raises(ValueError, match="has 2 seeds; cannot initialise 3"):
+        checkpoint.source_params(kept, (1, 2, 3))
