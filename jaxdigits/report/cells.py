@@ -1,5 +1,6 @@
 """The cells of the report's tables, each from a run's summary.json and config.json."""
 
+import pathlib
 import shlex
 
 from jaxdigits.report import originals
@@ -85,12 +86,14 @@ def what(run: Run) -> str:
         start = f"from {c['init']}" if c.get("init") else "scratch"
         kind = "faithful" if c["model"] == "five_conv" else f"new: {c['model']}"
         return f"ours, {kind}, {start}"
+    # a new network continued from another run names it (config.init is that run's path)
+    more = f", continued from {pathlib.PurePath(c['init']).name}" if c.get("init") else ""
     if run.group == "complementary":
-        return f"ours, new: {loss_name(c)}, {c['model']}"
+        return f"ours, new: {loss_name(c)}, {c['model']}{more}"
     if run.group == "digitsum":
         if c.get("original"):
             return f"ours, faithful {originals.DIGITSUM_NAME.get(c['original'], c['original'])}"
-        return f"ours, new: {c['model']}, {loss_name(c)}"
+        return f"ours, new: {c['model']}, {loss_name(c)}{more}"
     start = f"from {c['init']}" if c.get("init") else "scratch"
     if c["data"]["name"] == "digits":
         return f"ours, Part 1: pretraining on digits, {c['model']}"
