@@ -71,21 +71,32 @@ def mislabeled_table(runs: list[Run]) -> str:
     return cells.table(header, rows)
 
 
+def estimated_accuracy(val_accuracy: float, num_classes: int) -> float:
+    """Test accuracy estimated without a true label: with one uniform complementary label per
+    image, a wrong prediction hits it with probability 1 / (K - 1) and a right one never, so
+    the error is (K - 1) times the rate of predicting the (wrong) validation label."""
+    return 1.0 - (num_classes - 1) * val_accuracy
+
+
 def complementary_table(runs: list[Run]) -> str:
-    """Complementary-label runs per seed: which loss, test accuracy of last and best params."""
+    """Complementary-label runs per seed: which loss, test accuracy of last and best params,
+    and the last params' test accuracy as estimated from the wrong validation labels alone."""
     header = ["run", "seed", "loss", "model", "test acc (last)", "test acc (best params)"]
-    header += ["val acc (vs its wrong labels)", "epochs", "best epoch", "train time"]
+    header += ["val acc (vs its wrong labels)", "test acc estimated from val (last)"]
+    header += ["epochs", "best epoch", "train time"]
     rows = []
     for run in runs:
         loss, model = loss_name(run.config), run.config["model"]
+        k = run.config.get("num_classes", 10)
         rows += _seed_rows(
             run,
-            lambda r, loss=loss, model=model: [
+            lambda r, loss=loss, model=model, k=k: [
                 loss,
                 model,
                 _get_pct(r, "test_accuracy"),
                 _get_pct(r, "test_accuracy_best"),
                 _get_pct(r, "val_accuracy"),
+                cells.pct(100 * estimated_accuracy(r["val_accuracy"], k)),
                 *_common(r),
             ],
         )
