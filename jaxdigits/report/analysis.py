@@ -244,19 +244,15 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
-    if which == "best":
-        restored = checkpoint.restore_best(workdir)
-        params = restored["best_params"]
-    else:
-        restored = checkpoint.restore_latest(workdir)
-        params = restored["train"]["params"]
+    last, best, frozen = checkpoint.run_params(workdir)  # a run directory or a kept run
+    params = best if which == "best" else last
     s = seeds.index(seed)
     params = jax.tree.map(lambda x: x[s : s + 1], params)  # keep the seed axis
     ds = data.build(config.data)
     model = models.build(config)
     result = {"labels": ds.test_labels, "seed": seed}
     [(accs, preds)] = scoring.test_metrics(  # every decode from one pass
-        model, config, ds, params, frozen=restored.get("frozen"), decode=tuple(decodes)
+        model, config, ds, params, frozen=frozen, decode=tuple(decodes)
     )
     for decode, acc, pred in zip(decodes, accs, preds, strict=True):
         result[decode] = (float(acc[0]), pred[0])
