@@ -9,6 +9,7 @@ improving when its cosine reached 0) and trains 15 more epochs with the same los
 batch, the learning rate restarting at 1e-3 and decaying to 0 along a cosine. 30 epochs in
 all; every label it learns from is a wrong one. A fixed schedule: the test accuracy is that
 of the last params; the lowest validation forward loss picks the "best" ones beside them.
+It is also tested on the mean probabilities over each test image and its 8 one-pixel shifts.
 """
 
 import pathlib
@@ -22,4 +23,5 @@ def get_config(arg=None):
     c = defaults.from_file(pathlib.Path(__file__).with_name("part3_complementary_cnn.py"), arg)
     c.init = str(FIRST_STAGE)
     c.learning_rate = 1e-3
+    c.decodes = ("argmax", "shifts")  # also the mean over the 9 one-pixel shifts of an image
     return c

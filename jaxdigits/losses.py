@@ -14,7 +14,9 @@ import optax
 
 TASKS = ("classify", "regress", "complementary")
 COMPLEMENTARY_LOSSES = ("forward", "ure", "nn", "ga")
-DECODES = ("argmax", "argmin")  # how a classifier's outputs are read (predictions)
+# How a classifier's outputs are read: predictions(); "shifts" (steps.make_eval_batch) is the
+# argmax of the mean probabilities over the image and its 8 shifts by one pixel.
+DECODES = ("argmax", "argmin", "shifts")
 
 
 def cross_entropy(logits, labels, class_weights=None, mask=None):

@@ -190,6 +190,14 @@ def train_step(state, frozen, images, labels, idx, key, *, model, tx, cfg, batch
 TRAIN_STEP_AXES = (0, None, None, None, 0, 0)
 
 
+def one_pixel_shifts(images_u8):
+    """uint8 [B, h, w] -> [9, B, h, w]: the images and their 8 shifts by one pixel (across,
+    down, both), filling with 0."""
+    _, h, w = images_u8.shape
+    padded = jnp.pad(images_u8, ((0, 0), (1, 1), (1, 1)))
+    return jnp.stack([padded[:, y : y + h, x : x + w] for y in range(3) for x in range(3)])
+
+
 def make_eval_batch(model, cfg, decodes=("argmax",)):
     """The jitted program of one eval batch of every seed:
     `(params, frozen, images, labels, idx, mask, mean, std)` -> (loss sum [S], predictions).
@@ -198,17 +206,31 @@ def make_eval_batch(model, cfg, decodes=("argmax",)):
     mask [B] marks real entries. The loss is the task's unweighted loss
     (cross-entropy, MSE, or the forward complementary loss) summed over
     the real entries; predictions, one [S, B] int array per decode (see
-    losses.predictions), come from one forward pass.
+    losses.predictions), come from one forward pass; "shifts" adds one pass over the 8
+    one-pixel shifts of the batch.
     """
     image_size, dtype = tuple(cfg.data.image_size), compute_dtype(cfg)
 
     def one_seed(params, frozen, images, labels, idx, mask, mean, std):
-        x = pipeline.preprocess(images[idx], image_size, mean, std)
-        x = x if dtype is None else x.astype(dtype)
-        out = model.apply({"params": apply_params(params, frozen, dtype)}, x, train=False)
-        out = out.astype(jnp.float32)
+        full = apply_params(params, frozen, dtype)
+
+        def forward(images_u8):
+            x = pipeline.preprocess(images_u8, image_size, mean, std)
+            x = x if dtype is None else x.astype(dtype)
+            return model.apply({"params": full}, x, train=False).astype(jnp.float32)
+
+        out = forward(images[idx])
         loss = losses.task_loss(cfg.task, out, labels[idx], mask=mask) * jnp.sum(mask)
-        return loss, tuple(losses.predictions(cfg.task, out, d) for d in decodes)
+
+        def read(decode):
+            if decode != "shifts":
+                return losses.predictions(cfg.task, out, decode)
+            views = one_pixel_shifts(images[idx])
+            logits = forward(views.reshape(-1, *views.shape[2:]))
+            probs = jax.nn.softmax(logits.reshape(*views.shape[:2], -1), -1)
+            return jnp.argmax(jnp.mean(probs, 0), -1).astype(jnp.int32)
+
+        return loss, tuple(read(d) for d in decodes)
 
     in_axes = (0, None, None, None, 0, None, None, None)
     return xla.jit(over_seeds(one_seed, in_axes, seed_axis(cfg)))

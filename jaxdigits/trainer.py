@@ -14,9 +14,10 @@ from jaxdigits import checkpoint, data, defaults, epochs, models, output, scorin
 from jaxdigits.data import pipeline
 from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
 
-# Keys a resumed run may change: extending a run by more epochs, or logging it. Models add
-# theirs (models.Model.resumable).
-RESUMABLE_CHANGES = ("num_epochs", "steps_per_call", "nonfinite", "log")
+# Keys a resumed run may change: extending a run by more epochs, logging it, or reading its
+# test predictions another way (a finished run re-tests). Models add theirs
+# (models.Model.resumable).
+RESUMABLE_CHANGES = ("num_epochs", "steps_per_call", "nonfinite", "log", "decodes")
 
 
 def _check_config(config):

@@ -114,7 +114,11 @@ def headline(runs: list[Run]) -> str:
     for label, config_file, *_ in originals.MISLABELED:
         if not _faithful_part3(runs, pretrained=config_file.endswith(":pretrained")):
             rows.append(_not_run(mislabeled, f"ours, faithful, {label}", config_file))
-    rows += [_row(run) for run in cells.by_group(runs, "complementary")]
+    for run in cells.by_group(runs, "complementary"):
+        rows.append(_row(run))
+        if run.values("test_accuracy_shifts") is not None:
+            label = cells.what(run) + " (mean over 9 one-pixel shifts)"
+            rows.append(_row(run, label, "test_accuracy_shifts", None))
 
     digitsum = cells.EXPERIMENT["digitsum"]
     done = {r.config.get("original") for r in cells.by_group(runs, "digitsum")}

@@ -1,6 +1,7 @@
 """The report's per-group tables: one row per seed, the originals' numbers beside ours
 where they reported any, and the commands that made the runs."""
 
+from jaxdigits import losses
 from jaxdigits.report import cells, originals
 from jaxdigits.report.runs import Run, loss_name
 
@@ -81,7 +82,9 @@ def estimated_accuracy(val_accuracy: float, num_classes: int) -> float:
 def complementary_table(runs: list[Run]) -> str:
     """Complementary-label runs per seed: which loss, test accuracy of last and best params,
     and the last params' test accuracy as estimated from the wrong validation labels alone."""
+    shifts = any(r.values("test_accuracy_shifts") is not None for r in runs)
     header = ["run", "seed", "loss", "model", "test acc (last)", "test acc (best params)"]
+    header += ["test acc, 9 shifted views (last)"] if shifts else []
     header += ["val acc (vs its wrong labels)", "test acc estimated from val (last)"]
     header += ["epochs", "best epoch", "train time"]
     rows = []
@@ -95,6 +98,7 @@ def complementary_table(runs: list[Run]) -> str:
                 model,
                 _get_pct(r, "test_accuracy"),
                 _get_pct(r, "test_accuracy_best"),
+                *([_get_pct(r, "test_accuracy_shifts")] if shifts else []),
                 _get_pct(r, "val_accuracy"),
                 cells.pct(100 * estimated_accuracy(r["val_accuracy"], k)),
                 *_common(r),
@@ -109,7 +113,7 @@ def extra_specs(runs: list[Run]) -> list[str]:
     for run in runs:
         for key in run.records[0]:
             spec = key.removeprefix("test_accuracy_")
-            if spec != key and not spec.startswith("best") and spec != "argmin":
+            if spec != key and not spec.startswith("best") and spec not in losses.DECODES:
                 if spec not in specs:
                     specs.append(spec)
     return specs

@@ -201,7 +201,7 @@ def _check_task(values: dict):
         _error("decodes", decodes, "must start with 'argmax', each decode once")
     if not set(decodes) <= set(losses.DECODES):
         _error("decodes", decodes, f"must be of {', '.join(map(repr, losses.DECODES))}")
-    if task == "regress" and decodes != ("argmax",):
+    if task == "regress" and decodes != ("argmax",):  # no class probabilities to read
         _error("decodes", decodes, "must be ('argmax',) for task 'regress' (rounded outputs)")
     if weights and (len(weights) != n or min(weights) < 0):
         _error("loss.class_weights", weights, f"must be empty or {n} (num_classes) numbers >= 0")
