@@ -87,6 +87,21 @@ def test_a_run_older_than_new_config_keys_evaluates_and_resumes(two_epochs, tmp_
     assert resumed["test_accuracy"] == summary["test_accuracy"]  # nothing left to train
 
 
+def test_a_finished_run_re_tests_with_other_decodes(two_epochs, tmp_path):
+    """Only how the test predictions are read changes: nothing trains, the old figures stay
+    and the new decode's accuracies join them."""
+    source, summary = two_epochs
+    shutil.copytree(source, tmp_path / "run")
+    before = output.read_metrics(tmp_path / "run")
+    config = load_config("part3", num_epochs=2, decodes=("argmax", "argmin", "shifts"))
+    again = trainer.train_and_evaluate(config, tmp_path / "run")
+    assert output.read_metrics(tmp_path / "run") == before
+    assert {k: again[k] for k in summary if k != "command"} == {
+        k: v for k, v in summary.items() if k != "command"
+    }
+    assert 0.0 <= again["test_accuracy_shifts"] <= 1.0 and "test_accuracy_best_shifts" in again
+
+
 def test_other_config_in_same_workdir_is_refused(two_epochs):
     workdir, _ = two_epochs
     with pytest.raises(ValueError, match="learning_rate"):
