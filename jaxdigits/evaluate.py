@@ -11,7 +11,8 @@ matrices. Exits non-zero if a number differs.
 
 scores a finished digit-sum run, or one kept in the repo with its params, on further test
 sets (data.extra_tests names), and adds their accuracies to its summary.json and their names
-to its config.json; nothing else in either changes.
+to its config.json; nothing else in either changes. The name `digits` adds the per-digit
+accuracy of a network that reads the digits (scoring.digit_accuracies).
 """
 
 import json
@@ -69,6 +70,9 @@ def evaluate(workdir) -> dict:
     return {"seeds": list(config.seeds), **result, "stored": stored}
 
 
+DIGITS = "digits"  # --add_tests name of the per-digit accuracy
+
+
 def add_tests(workdir, names) -> dict:
     """Scores the last and best params of finished run `workdir` (kept or not) on the extra test
     sets `names`, adds `test_accuracy_<name>` and `test_accuracy_best_<name>` per seed to its
@@ -81,15 +85,22 @@ def add_tests(workdir, names) -> dict:
     rule = data.spec(config.data.name).extra_test_rule
     if rule is None:
         raise ValueError(f"{workdir}: data.name {config.data.name!r} has no extra tests")
+    model = models.build(config)
+    digits = DIGITS in names
+    names = [n for n in names if n != DIGITS]
     for name in names:
         if problem := rule(name):
             raise ValueError(f"--add_tests: {problem}")
+    if digits and not hasattr(model, "digits"):
+        raise ValueError(f"--add_tests: {config.model} reads no single digits")
     last, best, frozen = checkpoint.run_params(workdir)
     scored = config.copy_and_resolve_references()
     scored.data.extra_tests = tuple(names)
     no_pool = np.zeros((0, *config.data.image_size), np.uint8)
     ds = data.Data(no_pool, np.zeros(0, np.int32), no_pool, np.zeros(0, np.int32))
-    accs = scoring.extra_test_accuracies(models.build(config), scored, ds, last, best, frozen)
+    accs = scoring.extra_test_accuracies(model, scored, ds, last, best, frozen)
+    if digits:
+        accs.update(scoring.digit_accuracies(model, config, last, best, frozen))
     summary = json.loads(summary_path.read_text())
     per_seed = summary.get("per_seed", [summary])
     for i, record in enumerate(per_seed):
@@ -122,7 +133,8 @@ def main(argv):
         except (data.DataError, FileNotFoundError, ValueError) as e:
             sys.exit(f"error: {e}")
         for name in flags.FLAGS.add_tests:
-            last, best = (summary[f"test_accuracy{w}_{name}"] for w in ("", "_best"))
+            key = "digit_accuracy" if name == DIGITS else f"test_accuracy_{name}"
+            last, best = summary[key], summary[key.replace("accuracy", "accuracy_best", 1)]
             print(f"{name}: {100 * last:.2f} % (best params {100 * best:.2f} %)")
         return
     try:

@@ -170,6 +170,29 @@ def test_sum_centres_reads_a_distribution_over_sums_and_trains_on_sum_and_count(
     assert float(jnp.exp(train[0, 37:46]).max()) < 1e-6 < float(jnp.exp(train[0, -1]))
 
 
+@pytest.mark.parametrize("spacing", [1, 3])
+def test_best_centres_is_the_heaviest_set_of_spaced_columns(spacing):
+    weights = np.random.default_rng(spacing).normal(size=(5, 12)).astype(np.float32)
+    got = np.asarray(sum_centres.best_centres(jnp.asarray(weights), 3, spacing))
+    for w, cols in zip(weights, got, strict=True):
+        sets = [c for c in itertools.combinations(range(12), 3) if min(np.diff(c)) >= spacing]
+        assert tuple(cols) == max(sets, key=lambda c, w=w: w[list(c)].sum())
+    with pytest.raises(ValueError, match="do not fit"):
+        sum_centres.best_centres(jnp.zeros((1, 5)), 3, 3)
+
+
+def test_sum_centres_reads_the_digits_at_its_most_likely_centres():
+    model = models.get("sum_centres", num_classes=47)
+    x = jnp.asarray(np.random.default_rng(5).random((2, 40, 168, 1)), jnp.float32)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
+    digits = model.apply({"params": params}, x, method="digits")
+    centre, logits = model.apply({"params": params}, x, method="readings")
+    assert digits.shape == (2, 4, 10)
+    weights = centre + jax.nn.log_softmax(logits).max(-1)
+    cols = sum_centres.best_centres(weights, 4, 3)
+    np.testing.assert_array_equal(digits, np.take_along_axis(logits, cols[..., None], 1))
+
+
 # --- test data with digits anywhere, and 3 or 5 of them -----------------------------------------
 
 
@@ -335,6 +358,8 @@ SMALL = {"steps_per_call": -1, "data": {"test_limit": 100}}
         ("digitsum_columns", {"data": {"size": 160, "test_size": 100}}),  # 128, batch 64
         ("digitsum_slots", {"data": {"size": 160, "test_size": 100}}),
         ("digitsum_centres", {"data": {"size": 160, "test_size": 100}}),
+        # from the centre reader kept in results/runs, closing up its canvases
+        ("digitsum_centres_close", {"data": {"size": 160, "test_size": 100}}),
     ],
 )
 def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_path):
@@ -347,11 +372,12 @@ def test_new_configs_train_and_report_their_extra_numbers(name, overrides, tmp_p
     assert stored["command"] == "python -m jaxdigits.train ..."
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     if name.startswith("digitsum"):
-        for spec in ("anywhere-4", "anywhere-3", "anywhere-5"):
+        for spec in ("anywhere-4", "anywhere-3", "anywhere-5", "touching-4", "overlap-4"):
             assert 0.0 <= stored[f"test_accuracy_{spec}"] <= 1.0
     # per-digit accuracy only from a network that reads single digits
-    assert ("digit_accuracy" in stored) == (name == "digitsum_slots")
-    if name == "digitsum_slots":
+    reads_digits = name in ("digitsum_slots", "digitsum_centres", "digitsum_centres_close")
+    assert ("digit_accuracy" in stored) == reads_digits
+    if reads_digits:
         assert 0.0 <= stored["digit_accuracy_best"] <= 1.0
     assert "test_accuracy_argmin" not in stored
 

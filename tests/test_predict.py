@@ -203,6 +203,8 @@ def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monk
     before = (kept / "summary.json").read_text()
     with pytest.raises(ValueError, match="'diagonal-4' is not PLACEMENT-K"):
         evaluate.add_tests(kept, ["diagonal-4"])
+    with pytest.raises(ValueError, match="sum_cnn reads no single digits"):
+        evaluate.add_tests(kept, ["digits"])
     assert (kept / "summary.json").read_text() == before
 
     # a kept run initialises another: each seed from its own params, or refused

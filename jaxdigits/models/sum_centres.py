@@ -22,9 +22,12 @@ of 3 or 5 digits at any horizontal position without being told how many.
 No per-digit labels, no positions.
 """
 
+import itertools
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxdigits.models.dropout import Dropout
 from jaxdigits.models.layers import dense
@@ -62,6 +65,18 @@ def centre_sums(centre, digit_log_p, max_digits: int, num_sums: int, spacing: in
     return ring[-1]
 
 
+def best_centres(weights, k: int, spacing: int):
+    """[B, T] column weights -> [B, k] int: the k columns, ascending and at least `spacing`
+    apart, of the largest total weight. Exhaustive: a 168 px canvas has 21 columns, and the
+    sets of four (a few thousand) fit in one gather."""
+    t = weights.shape[1]
+    sets = [c for c in itertools.combinations(range(t), k) if np.all(np.diff(c) >= spacing)]
+    if not sets:
+        raise ValueError(f"best_centres: {k} centres {spacing} apart do not fit in {t} columns")
+    sets = jnp.asarray(np.array(sets, np.int32))
+    return sets[jnp.argmax(weights[:, sets].sum(-1), axis=-1)]
+
+
 class SumCentres(nn.Module):
     num_classes: int = 47  # sums 0..45 (up to five digits), then "another count" (training)
     features: tuple[int, ...] = (16, 32, 64)
@@ -71,11 +86,25 @@ class SumCentres(nn.Module):
     train_digits: int = 4  # every training canvas of the study holds four digits
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
+    def readings(self, x, train: bool = False):
+        """[B, H, W, 1] -> (centre scores [B, T], digit logits [B, T, 10]), one per column."""
         x = column_features(x, self.features, self.top)
         x = Dropout(0.25, deterministic=not train)(x)
         digit_logits = dense(10, self.top, name="digit")(x).astype(jnp.float32)
         centre = dense(1, self.top, name="centre")(x)[..., 0].astype(jnp.float32)
+        return centre, digit_logits
+
+    def digits(self, x, train: bool = False):
+        """Digit logits [B, train_digits, 10], left to right, at the most likely centres: the
+        set of train_digits columns (spacing apart) of the largest sum of centre score plus
+        its most likely digit's log-probability. For scoring only; training never reads it."""
+        centre, digit_logits = self.readings(x, train)
+        weights = centre + jnp.max(jax.nn.log_softmax(digit_logits), -1)
+        cols = best_centres(weights, self.train_digits, self.spacing)
+        return jnp.take_along_axis(digit_logits, cols[..., None], axis=1)
+
+    def __call__(self, x, train: bool = False):
+        centre, digit_logits = self.readings(x, train)
         num_sums = self.num_classes - 1
         joint = centre_sums(
             centre, jax.nn.log_softmax(digit_logits), self.max_digits, num_sums, self.spacing
