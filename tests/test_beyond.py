@@ -258,7 +258,7 @@ def test_extra_tests_from_the_config():
     cfg = defaults.from_file(REPO_ROOT / "configs" / "digitsum_columns.py", "smoke").data
     cfg.test_size, cfg.test_limit = 100, 50  # generated, then cut (not 10,000 of each)
     sets = jdata.extra_tests(cfg)
-    assert list(sets) == ["anywhere-4", "anywhere-3", "anywhere-5"]
+    assert list(sets) == ["anywhere-4", "anywhere-3", "anywhere-5", "touching-4", "overlap-4"]
     for spec, (images, sums) in sets.items():
         assert images.shape == (cfg.test_limit, 40, 168)
         assert sums.max() <= 9 * int(spec[-1])
