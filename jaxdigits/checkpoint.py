@@ -40,6 +40,7 @@ STATE_DIR, BEST_DIR, PARTIAL_DIR, DAMAGED_DIR = "checkpoints", "best", "partial"
 # jaxdigits.predict needs on a fresh clone, without the optimizer state; kept small.
 PARAMS_DIR, MAX_KEPT_PARAMS_BYTES = "params", 10 << 20
 MANIFEST = "jaxdigits_files.json"
+WHICH = ("best", "last")  # the two sets of params a run keeps
 
 
 class CheckpointError(ValueError):
@@ -288,10 +289,7 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
     seeds = list(defaults.load_saved(workdir).seeds)
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
-    if which not in ("best", "last"):
-        raise ValueError(f"which={which!r}: use best or last")
-    last, best, frozen = run_params(workdir)
-    params = best if which == "best" else last
+    params, frozen = run_part(workdir, which)
     return {**jax.tree.map(lambda x: x[seeds.index(seed)], params), **frozen}
 
 
@@ -312,19 +310,31 @@ def run_params(workdir: str | pathlib.Path) -> tuple[dict, dict, dict]:
     return last, best["best_params"], best.get("frozen", {})
 
 
-def source_params(workdir: str | pathlib.Path, seeds) -> dict:
-    """Another run's best params for a run of `seeds` (config.init): per seed [S, ...].
+def run_part(workdir: str | pathlib.Path, which: str) -> tuple[dict, dict]:
+    """(params, frozen) of a run directory or a kept run: which = "best" (lowest validation
+    loss) or "last" (the latest training state), every seed's [S, ...]; only the part asked
+    for is read from a run directory's checkpoints, and its frozen params if it has any."""
+    if which not in WHICH:
+        raise ValueError(f"which={which!r}: use {' or '.join(WHICH)}")
+    workdir = pathlib.Path(workdir)
+    if _kept(workdir):
+        restored = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())
+        return restored[which], restored.get("frozen", {})
+    best = restore_best(workdir)
+    if which == "best":
+        return best["best_params"], best.get("frozen", {})
+    return restore_latest(workdir)["train"]["params"], best.get("frozen", {})
+
+
+def source_params(workdir: str | pathlib.Path, seeds, which: str = "best") -> dict:
+    """Another run's `which` params ("best" or "last") for a run of `seeds` (config.init,
+    config.init_params): per seed [S, ...].
 
     `workdir` is a run directory or a kept run (results/runs/<run>, its params/). When it
     trained every one of `seeds`, each seed starts from its own; otherwise one source seed
     is broadcast to all, or as many source seeds as there are seeds are taken in order.
     """
-    workdir = pathlib.Path(workdir)
-    if _kept(workdir):
-        params = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())["best"]
-    else:
-        params = restore_best(workdir)["best_params"]
-    params = jax.tree.map(np.asarray, params)
+    params = jax.tree.map(np.asarray, run_part(workdir, which)[0])
     trained = list(defaults.load_saved(workdir).seeds)
     n_src, n = jax.tree.leaves(params)[0].shape[0], len(seeds)
     if set(seeds) <= set(trained) and n_src == len(trained):

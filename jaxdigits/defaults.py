@@ -27,7 +27,8 @@ def _shared() -> ml_collections.ConfigDict:
     c.task = "classify"  # or "regress", "complementary": see losses.py
     c.num_classes = 10  # network outputs (1 for a regressor)
     c.seeds = (0,)
-    c.init = ""  # a run directory whose best params initialise this run
+    c.init = ""  # a run directory (or kept run) whose params initialise this run
+    c.init_params = "best"  # which of them: "best" (lowest validation loss) or "last"
     c.batch_size = 32
     c.eval_batch_size = 500
     c.learning_rate = 1e-3
@@ -54,6 +55,7 @@ def _shared() -> ml_collections.ConfigDict:
     loss.complementary = "forward"  # task "complementary": forward, ure, nn or ga
     loss.selftrain_threshold = 0.0  # > 0: add losses.self_training above this confidence
     loss.selftrain_weight = 1.0
+    loss.selftrain_view = "same"  # or "strong": FixMatch (losses.SELFTRAIN_VIEWS)
     loss.expected_mse_weight = 0.0  # task "classify": add losses.expected_mse times this
 
     c.data = d = ml_collections.ConfigDict()

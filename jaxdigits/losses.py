@@ -14,6 +14,10 @@ import optax
 
 TASKS = ("classify", "regress", "complementary")
 COMPLEMENTARY_LOSSES = ("forward", "ure", "nn", "ga")
+# config.loss.selftrain_view: the view the self-training term trains. "same": the pseudo-label
+# and the prediction pushed towards it come from one view; "strong": the pseudo-label comes from
+# the training view and the prediction from a strongly augmented one (FixMatch).
+SELFTRAIN_VIEWS = ("same", "strong")
 # How a classifier's outputs are read: predictions(); "shifts" (steps.make_eval_batch) is the
 # argmax of the mean probabilities over the image and its 8 shifts by one pixel.
 DECODES = ("argmax", "argmin", "shifts")
@@ -112,18 +116,21 @@ def complementary_ure(logits, comp_labels, mask=None, correction="nn"):
     raise ValueError(f"unknown correction {correction!r}: use ure, nn or ga")
 
 
-def self_training(logits, comp_labels, threshold, mask=None):
+def self_training(logits, comp_labels, threshold, mask=None, student_logits=None):
     """Cross-entropy against the network's own confident predictions (pseudo-labels).
 
-    Examples whose top probability exceeds `threshold` and whose argmax is
+    Examples whose top probability in `logits` exceeds `threshold` and whose argmax is
     not their complementary label (a class they are known not to be) are
-    pushed towards that argmax; the target is not differentiated. Averaged
-    over the whole batch, so that it grows as more examples become confident.
+    pushed towards that argmax; the target is not differentiated. `student_logits`
+    (the same images in another view, FixMatch's strong one) are the predictions pushed
+    if given, else `logits` themselves. Averaged over the whole batch, so that it grows
+    as more examples become confident.
     """
     probs = jax.lax.stop_gradient(jax.nn.softmax(logits, -1))
     target = jnp.argmax(probs, -1)
     keep = (jnp.max(probs, -1) > threshold) & (target != comp_labels)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, target)
+    student = logits if student_logits is None else student_logits
+    nll = optax.softmax_cross_entropy_with_integer_labels(student, target)
     return _mean(nll * keep, mask)
 
 

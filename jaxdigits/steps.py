@@ -114,6 +114,12 @@ def _inputs(key, images_u8, cfg):
         images_u8 = pipeline.squeeze_columns(k_squeeze, images_u8)
     if not cfg.data.augment:
         return pipeline.preprocess(images_u8, cfg.data.image_size, cfg.data.mean, cfg.data.std)
+    return _augmented(key, images_u8, cfg)
+
+
+def _augmented(key, images_u8, cfg):
+    """Part 1's augmentation (rotation, translation, blur, noise: config.data's settings);
+    also the strong view of self-training (config.loss.selftrain_view "strong")."""
     x = pipeline.preprocess(images_u8, cfg.data.image_size, 0.0, 1.0)[..., 0]
     return pipeline.augment(
         key,
@@ -126,15 +132,22 @@ def _inputs(key, images_u8, cfg):
     )
 
 
-def train_loss(cfg, outputs, labels, class_weights=None):
-    """The task's loss, plus the optional terms: self-training (complementary task), the
-    squared error of the expected class index (classify)."""
+def strong_view(cfg) -> bool:
+    """Whether each training batch also goes through the network strongly augmented."""
+    return cfg.task == "complementary" and cfg.loss.get("selftrain_view", "same") == "strong"
+
+
+def train_loss(cfg, outputs, labels, class_weights=None, strong=None):
+    """The task's loss, plus the optional terms: self-training (complementary task; on the
+    `strong` view's outputs when given), the squared error of the expected class index
+    (classify)."""
     loss = losses.task_loss(
         cfg.task, outputs, labels, class_weights, complementary_loss=cfg.loss.complementary
     )
     terms = cfg.loss
     if cfg.task == "complementary" and terms.selftrain_threshold:
-        selftrain = losses.self_training(outputs, labels, terms.selftrain_threshold)
+        threshold = terms.selftrain_threshold
+        selftrain = losses.self_training(outputs, labels, threshold, student_logits=strong)
         loss = loss + terms.selftrain_weight * selftrain
     if cfg.task == "classify" and terms.expected_mse_weight:
         loss = loss + terms.expected_mse_weight * losses.expected_mse(outputs, labels)
@@ -143,6 +156,7 @@ def train_loss(cfg, outputs, labels, class_weights=None):
 
 def update(state, x, y, key, *, model, tx, cfg, frozen=None, compute_dtype=None, axis_name=None):
     """One optimizer step of one seed on a prepared batch: x [B, H, W, 1] float, y [B]. Pure.
+    With a strong view (strong_view(cfg)) x is [2B, ...]: the batch, then its strong view.
 
     `frozen`: param subtrees held constant (no gradient, no Adam state);
     gradients still flow through them to the layers below. `compute_dtype`
@@ -159,7 +173,8 @@ def update(state, x, y, key, *, model, tx, cfg, frozen=None, compute_dtype=None,
         xin = x if compute_dtype is None else x.astype(compute_dtype)
         out = model.apply({"params": params}, xin, train=True, rngs={"dropout": key})
         out = out.astype(jnp.float32)
-        return train_loss(cfg, out, y, weights), out
+        out, strong = (out[: len(y)], out[len(y) :]) if strong_view(cfg) else (out, None)
+        return train_loss(cfg, out, y, weights, strong), out
 
     (loss, out), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     metrics = {"loss": loss, "accuracy": jnp.mean(losses.predictions(cfg.task, out) == y)}
@@ -178,6 +193,8 @@ def train_step(state, frozen, images, labels, idx, key, *, model, tx, cfg, batch
     """
     k_aug, k_dropout = jax.random.split(key)
     x, y = _inputs(k_aug, images[idx], cfg), labels[idx]
+    if strong_view(cfg):  # one forward pass over both views; fold_in keeps k_aug's draws
+        x = jnp.concatenate([x, _augmented(jax.random.fold_in(k_aug, 1), images[idx], cfg)])
     if batch_sharding is not None:
         x, y = jax.lax.with_sharding_constraint((x, y), batch_sharding)
     dtype = compute_dtype(cfg)

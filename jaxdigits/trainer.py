@@ -69,7 +69,7 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
     }
     if not config.init or resuming:
         return fresh, frozen
-    source = checkpoint.source_params(config.init, config.seeds)
+    source = checkpoint.source_params(config.init, config.seeds, config.init_params)
 
     def take(src, ref):
         if src.shape[1:] != ref.shape[1:]:

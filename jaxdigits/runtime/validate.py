@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import data, defaults, losses, models, steps, tracking
+from jaxdigits import checkpoint, data, defaults, losses, models, steps, tracking
 from jaxdigits.data import fetch, pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, parallel
@@ -147,6 +147,8 @@ def _check_names(values: dict):
         "nonfinite": interrupt.NONFINITE,
         "parallel": parallel.PARALLEL,
         "compute_dtype": tuple(steps.COMPUTE_DTYPES),
+        "init_params": checkpoint.WHICH,
+        "loss.selftrain_view": losses.SELFTRAIN_VIEWS,
     }
     for path, names in known.items():
         if values[path] not in names:
