@@ -141,6 +141,59 @@ def test_self_training_uses_confident_predictions_that_are_not_the_wrong_label()
     assert np.all(np.asarray(grad[1:]) == 0)
 
 
+def test_self_training_on_another_view_takes_its_targets_from_the_first():
+    logits = jnp.array([[9.0, 0, 0], [0.1, 0, 0]])
+    student = jnp.array([[0.0, 2.0, 0], [5.0, 0, 0]])
+    comp = jnp.array([2, 1])
+    value = losses.self_training(logits, comp, 0.9, student_logits=student)
+    expected = optax.softmax_cross_entropy_with_integer_labels(student[:1], jnp.array([0]))[0]
+    np.testing.assert_allclose(value, expected / 2, rtol=1e-6)
+    g_teacher, g_student = jax.grad(
+        lambda t, s: losses.self_training(t, comp, 0.9, student_logits=s), argnums=(0, 1)
+    )(logits, student)
+    assert np.all(np.asarray(g_teacher) == 0)  # the pseudo-labels are not differentiated
+    assert np.all(np.asarray(g_student[1]) == 0) and np.any(np.asarray(g_student[0]) != 0)
+
+
+def test_forward_loss_and_strong_view_self_training_learn_a_toy_problem():
+    """Blobs labelled only with wrong classes: the forward loss on one noisy view plus
+    self-training of a second, noisier view towards the first's confident answers finds the
+    true classes, with finite losses and gradients throughout."""
+    rng = np.random.default_rng(1)
+    k, n, batch = 4, 800, 64
+    true = rng.integers(0, k, n)
+    x = jnp.asarray(3.0 * np.eye(k)[true] + 0.5 * rng.normal(size=(n, k)), jnp.float32)
+    comp = jnp.asarray((true + rng.integers(1, k, n)) % k)
+    params = {"w": jnp.zeros((k, k)), "b": jnp.zeros(k)}
+    tx = optax.adam(3e-3)
+    opt = tx.init(params)
+
+    @jax.jit
+    def step(p, o, key):
+        k_idx, k_weak, k_strong = jax.random.split(key, 3)
+        idx = jax.random.choice(k_idx, n, (batch,), replace=False)
+        weak = x[idx] + 0.1 * jax.random.normal(k_weak, (batch, k))
+        strong = x[idx] + 0.8 * jax.random.normal(k_strong, (batch, k))
+
+        def loss_fn(p):
+            w, s = weak @ p["w"] + p["b"], strong @ p["w"] + p["b"]
+            forward = losses.complementary_forward(w, comp[idx])
+            return forward + losses.self_training(w, comp[idx], 0.9, student_logits=s)
+
+        value, g = jax.value_and_grad(loss_fn)(p)
+        finite = jnp.all(
+            jnp.stack([jnp.all(jnp.isfinite(a)) for a in [value, *jax.tree.leaves(g)]])
+        )
+        u, o = tx.update(g, o)
+        return optax.apply_updates(p, u), o, finite
+
+    for t in range(1000):
+        params, opt, finite = step(params, opt, jax.random.PRNGKey(t))
+        assert finite, f"non-finite loss or gradient at step {t}"
+    pred = np.asarray(jnp.argmax(x @ params["w"] + params["b"], -1))
+    assert (pred == true).mean() > 0.95
+
+
 def test_argmin_decodes_the_least_likely_wrong_label():
     logits = jnp.array([[2.0, -3.0, 1.0], [0.0, 1.0, -1.0]])
     np.testing.assert_array_equal(losses.predictions("complementary", logits), [0, 1])

@@ -212,3 +212,25 @@ def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monk
     np.testing.assert_array_equal(jax.tree.leaves(own)[0][0], jax.tree.leaves(best)[0][1])
     with pytest.raises(ValueError, match="has 2 seeds; cannot initialise 3"):
         checkpoint.source_params(kept, (1, 2, 3))
+
+
+def test_a_run_starts_from_the_last_or_the_best_params_of_a_kept_run(tmp_path):
+    """config.init_params: "last" takes a kept run's last params, "best" its best ones, each
+    seed its own row; any other name is refused."""
+    import orbax.checkpoint as ocp
+
+    from jaxdigits import checkpoint, output
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    config = defaults.from_file(ROOT / "configs" / "part3_complementary_cnn.py", "smoke")
+    config.seeds = (0, 10)
+    (kept / output.CONFIG).write_text(config.to_json())
+    rows = np.array([[1.0], [2.0]]) * np.ones((2, 3))
+    tree = {"last": {"w": rows}, "best": {"w": -rows}}
+    with ocp.StandardCheckpointer() as ckpt:
+        ckpt.save((kept / checkpoint.PARAMS_DIR).resolve(), tree)
+    np.testing.assert_array_equal(checkpoint.source_params(kept, (10,), "last")["w"], [[2.0] * 3])
+    np.testing.assert_array_equal(checkpoint.source_params(kept, (10, 0))["w"], -rows[::-1])
+    with pytest.raises(ValueError, match="which='middle': use best or last"):
+        checkpoint.source_params(kept, (10,), "middle")

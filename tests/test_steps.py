@@ -1,12 +1,14 @@
-"""The eval program's decodes: the mean over one-pixel shifts of a test image."""
+"""The training step's strong view (FixMatch-style self-training) and the eval program's
+decodes: the mean over one-pixel shifts of a test image."""
 
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from jaxdigits import defaults, models, steps
+from jaxdigits import defaults, losses, models, steps
 from jaxdigits.data import pipeline
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -49,3 +51,47 @@ def test_shifts_decode_is_the_argmax_of_the_mean_probabilities():
         np.testing.assert_array_equal(shifts[s], expected)
         np.testing.assert_array_equal(argmax[s], np.argmax(probs(images), -1))
     assert not np.array_equal(argmax, shifts)  # random weights: the views do disagree
+
+
+def test_a_strong_view_step_pushes_the_augmented_view_towards_the_training_views_labels():
+    """With loss.selftrain_view "strong" one step's loss is the forward loss of the training
+    view plus self-training whose pseudo-labels come from that view and whose predictions
+    come from the strongly augmented one; its gradient is that of this sum."""
+    config = defaults.from_file(ROOT / "configs" / "part3_complementary_strong.py", "smoke")
+    config.loss.selftrain_threshold = 0.2  # random weights: some predictions pass it
+    config.data.shift = 0
+    model = models.build(config)
+    params = steps.init_params(model, jax.random.PRNGKey(0), (28, 28))
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.integers(0, 256, (16, 28, 28)), jnp.uint8)
+    labels = jnp.asarray(rng.integers(0, 10, 16), jnp.int32)
+    tx = optax.sgd(1.0)
+    state = {"params": params, "opt_state": tx.init(params)}
+    key = jax.random.PRNGKey(3)
+    new, metrics = steps.train_step(
+        state, {}, images, labels, jnp.arange(16), key, model=model, tx=tx, cfg=config
+    )
+    k_aug, k_dropout = jax.random.split(key)
+    weak = pipeline.preprocess(images, (28, 28), config.data.mean, config.data.std)
+    strong = steps._augmented(jax.random.fold_in(k_aug, 1), images, config)
+    assert not np.allclose(weak, strong)
+
+    def loss_fn(p):
+        out = model.apply(
+            {"params": p}, jnp.concatenate([weak, strong]), train=True, rngs={"dropout": k_dropout}
+        )
+        w, s = out[:16], out[16:]
+        total = losses.complementary_forward(w, labels)
+        return total + losses.self_training(w, labels, 0.2, student_logits=s)
+
+    expected, grads = jax.value_and_grad(loss_fn)(params)
+    np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
+    same = dict(config.loss.to_dict(), selftrain_view="same")
+    config.loss.update(same)
+    _, plain = steps.train_step(
+        state, {}, images, labels, jnp.arange(16), key, model=model, tx=tx, cfg=config
+    )
+    assert abs(float(plain["loss"]) - float(expected)) > 1e-4  # the views do differ
+    step = jax.tree.map(lambda a, b: a - b, params, new["params"])  # sgd(1): the gradient
+    for got, want in zip(jax.tree.leaves(step), jax.tree.leaves(grads), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

@@ -185,6 +185,8 @@ def test_extra_tests_take_strings():
         ("loss__class_weights", (-1.0,) + (1.0,) * 9),
         ("task", "regression"),
         ("loss__complementary", "backward"),
+        ("loss__selftrain_view", "weak"),
+        ("init_params", "first"),
         ("seed_axis", "pmap"),
         ("lr_schedule", "linear"),
         ("model", "resnet"),
