@@ -47,7 +47,7 @@ def evaluate(workdir) -> dict:
     ds = data.build(config.data)
     model = models.build(config)
     (best_acc, best_preds), (last_acc, last_preds) = scoring.test_metrics(
-        model, config, ds, best, last, frozen=frozen
+        model, config, (ds.test_images, ds.test_labels), best, last, frozen=frozen
     )
     scoring.plot_confusions(workdir, config.seeds, ds.test_labels, last_preds, best_preds)
     result = {"test_accuracy_best": best_acc.tolist(), "test_accuracy": last_acc.tolist()}
@@ -96,9 +96,7 @@ def add_tests(workdir, names) -> dict:
     last, best, frozen = checkpoint.run_params(workdir)
     scored = config.copy_and_resolve_references()
     scored.data.extra_tests = tuple(names)
-    no_pool = np.zeros((0, *config.data.image_size), np.uint8)
-    ds = data.Data(no_pool, np.zeros(0, np.int32), no_pool, np.zeros(0, np.int32))
-    accs = scoring.extra_test_accuracies(model, scored, ds, last, best, frozen)
+    accs = scoring.extra_test_accuracies(model, scored, last, best, frozen)
     if digits:
         accs.update(scoring.digit_accuracies(model, config, last, best, frozen))
     summary = json.loads(summary_path.read_text())

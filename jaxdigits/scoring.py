@@ -1,8 +1,6 @@
 """The trained params scored: each seed's test accuracies (every decode, the extra test
 sets), summary.json, the original's tables beside ours and the confusion matrices."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,11 +33,12 @@ def evaluator(model, config, decode="argmax"):
     return run
 
 
-def test_metrics(model, config, ds: data.Data, *param_sets, frozen=None, decode="argmax"):
-    """[(accuracy [S], predictions [S, n])] on the MNIST test split, one per set of params
-    (`frozen`: the run's frozen params, shared by all); `decode` as for evaluator."""
+def test_metrics(model, config, test, *param_sets, frozen=None, decode="argmax"):
+    """[(accuracy [S], predictions [S, n])] on `test` (images, labels: the run's test split
+    or another test set), one per set of params (`frozen`: the run's frozen params, shared by
+    all); `decode` as for evaluator."""
     evaluate = evaluator(model, config, decode)
-    images, labels = jnp.asarray(ds.test_images), jnp.asarray(ds.test_labels)
+    images, labels = (jnp.asarray(a) for a in test)
     results = []
     for params in param_sets:
         n_seeds = jax.tree.leaves(params)[0].shape[0]
@@ -64,15 +63,16 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     seeds = tuple(config.seeds)
     last, best_params = state["train"]["params"], state["best_params"]
     frozen, decode = state["frozen"], decodes(config)
+    test = (ds.test_images, ds.test_labels)
     (last_accs, last_preds), (best_accs, best_preds) = test_metrics(
-        model, config, ds, last, best_params, frozen=frozen, decode=decode
+        model, config, test, last, best_params, frozen=frozen, decode=decode
     )
     last_acc, best_acc = last_accs[0], best_accs[0]  # argmax, then any others
     last_preds, best_preds = last_preds[0], best_preds[0]
     extra = {}
     for d, acc_last, acc_best in zip(decode[1:], last_accs[1:], best_accs[1:], strict=True):
         extra.update({f"test_accuracy_{d}": acc_last, f"test_accuracy_best_{d}": acc_best})
-    extra.update(extra_test_accuracies(model, config, ds, last, best_params, frozen))
+    extra.update(extra_test_accuracies(model, config, last, best_params, frozen))
     extra.update(digit_accuracies(model, config, last, best_params, frozen))
     history = output.read_metrics(workdir)
     per_seed = []
@@ -108,7 +108,7 @@ def finish(config, workdir, model, ds, state, train_acc=None, command=None) -> d
     return summary
 
 
-def extra_test_accuracies(model, config, ds: data.Data, last, best, frozen=None) -> dict:
+def extra_test_accuracies(model, config, last, best, frozen=None) -> dict:
     """Per-seed test accuracies [S] beyond the original's, keyed as in summary.json, of a
     digit-sum network on config.data.extra_tests (`test_accuracy_<spec>`, last params, and
     `test_accuracy_best_<spec>`). (A network trained with cross-entropy on the mislabeled
@@ -116,9 +116,8 @@ def extra_test_accuracies(model, config, ds: data.Data, last, best, frozen=None)
     in finish's test pass.)
     """
     out = {}
-    for spec, (images, labels) in data.extra_tests(config.data).items():
-        moved = dataclasses.replace(ds, test_images=images, test_labels=labels)
-        (acc_last, _), (acc_best, _) = test_metrics(model, config, moved, last, best, frozen=frozen)
+    for spec, test in data.extra_tests(config.data).items():
+        (acc_last, _), (acc_best, _) = test_metrics(model, config, test, last, best, frozen=frozen)
         out.update({f"test_accuracy_{spec}": acc_last, f"test_accuracy_best_{spec}": acc_best})
     return out
 

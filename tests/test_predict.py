@@ -187,8 +187,7 @@ def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monk
     config = defaults.load_saved(workdir)
     config.data.extra_tests = ("touching-4", "anywhere-3")
     last, best, frozen = checkpoint.run_params(workdir)
-    ds = data.build(config.data)
-    expected = scoring.extra_test_accuracies(models.build(config), config, ds, last, best, frozen)
+    expected = scoring.extra_test_accuracies(models.build(config), config, last, best, frozen)
     for i, record in enumerate(added["per_seed"]):
         assert record["test_accuracy"] == summary["per_seed"][i]["test_accuracy"]
         for key, accs in expected.items():

@@ -252,7 +252,12 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     model = models.build(config)
     result = {"labels": ds.test_labels, "seed": seed}
     [(accs, preds)] = scoring.test_metrics(  # every decode from one pass
-        model, config, ds, params, frozen=frozen, decode=tuple(decodes)
+        model,
+        config,
+        (ds.test_images, ds.test_labels),
+        params,
+        frozen=frozen,
+        decode=tuple(decodes),
     )
     for decode, acc, pred in zip(decodes, accs, preds, strict=True):
         result[decode] = (float(acc[0]), pred[0])
