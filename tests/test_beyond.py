@@ -181,6 +181,7 @@ def test_best_centres_is_the_heaviest_set_of_spaced_columns(spacing):
         sum_centres.best_centres(jnp.zeros((1, 5)), 3, 3)
 
 
+@pytest.mark.slow
 def test_sum_centres_reads_the_digits_at_its_most_likely_centres():
     model = models.get("sum_centres", num_classes=47)
     x = jnp.asarray(np.random.default_rng(5).random((2, 40, 168, 1)), jnp.float32)

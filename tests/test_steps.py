@@ -1,12 +1,14 @@
 """The training step's strong view (FixMatch-style self-training) and the eval program's
 decodes: the mean over one-pixel shifts of a test image."""
 
+import functools
 import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from jaxdigits import defaults, losses, models, steps
 from jaxdigits.data import pipeline
@@ -25,6 +27,7 @@ def test_one_pixel_shifts_are_the_image_and_its_eight_neighbours():
     assert all(v.sum() == 9 for v in views)
 
 
+@pytest.mark.slow
 def test_shifts_decode_is_the_argmax_of_the_mean_probabilities():
     config = defaults.from_file(ROOT / "configs" / "part3_complementary_cnn.py", "smoke")
     config.seeds = (0, 1)
@@ -53,6 +56,7 @@ def test_shifts_decode_is_the_argmax_of_the_mean_probabilities():
     assert not np.array_equal(argmax, shifts)  # random weights: the views do disagree
 
 
+@pytest.mark.slow
 def test_a_strong_view_step_pushes_the_augmented_view_towards_the_training_views_labels():
     """With loss.selftrain_view "strong" one step's loss is the forward loss of the training
     view plus self-training whose pseudo-labels come from that view and whose predictions
@@ -68,9 +72,12 @@ def test_a_strong_view_step_pushes_the_augmented_view_towards_the_training_views
     tx = optax.sgd(1.0)
     state = {"params": params, "opt_state": tx.init(params)}
     key = jax.random.PRNGKey(3)
-    new, metrics = steps.train_step(
-        state, {}, images, labels, jnp.arange(16), key, model=model, tx=tx, cfg=config
-    )
+
+    def step(cfg):
+        fn = functools.partial(steps.train_step, model=model, tx=tx, cfg=cfg)
+        return jax.jit(fn)(state, {}, images, labels, jnp.arange(16), key)
+
+    new, metrics = step(config)
     k_aug, k_dropout = jax.random.split(key)
     weak = pipeline.preprocess(images, (28, 28), config.data.mean, config.data.std)
     strong = steps._augmented(jax.random.fold_in(k_aug, 1), images, config)
@@ -84,14 +91,12 @@ def test_a_strong_view_step_pushes_the_augmented_view_towards_the_training_views
         total = losses.complementary_forward(w, labels)
         return total + losses.self_training(w, labels, 0.2, student_logits=s)
 
-    expected, grads = jax.value_and_grad(loss_fn)(params)
+    expected, grads = jax.jit(jax.value_and_grad(loss_fn))(params)
     np.testing.assert_allclose(metrics["loss"], expected, rtol=1e-5)
     same = dict(config.loss.to_dict(), selftrain_view="same")
     config.loss.update(same)
-    _, plain = steps.train_step(
-        state, {}, images, labels, jnp.arange(16), key, model=model, tx=tx, cfg=config
-    )
+    _, plain = step(config)
     assert abs(float(plain["loss"]) - float(expected)) > 1e-4  # the views do differ
     step = jax.tree.map(lambda a, b: a - b, params, new["params"])  # sgd(1): the gradient
     for got, want in zip(jax.tree.leaves(step), jax.tree.leaves(grads), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
