@@ -29,6 +29,8 @@ def _shared() -> ml_collections.ConfigDict:
     c.seeds = (0,)
     c.init = ""  # a run directory (or kept run) whose params initialise this run
     c.init_params = "best"  # which of them: "best" (lowest validation loss) or "last"
+    # A run (or kept run) whose answers replace the mislabeled pool's labels (teacher.py)
+    c.teacher = ""
     c.batch_size = 32
     c.eval_batch_size = 500
     c.learning_rate = 1e-3

@@ -1,6 +1,7 @@
 """train_and_evaluate(config, workdir): one run, all its seeds in one program."""
 
 import contextlib
+import dataclasses
 import json
 import pathlib
 import time
@@ -10,7 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from jaxdigits import checkpoint, data, defaults, epochs, models, output, scoring, steps, tracking
+from jaxdigits import (
+    checkpoint,
+    data,
+    defaults,
+    epochs,
+    models,
+    output,
+    scoring,
+    steps,
+    teacher,
+    tracking,
+)
 from jaxdigits.data import pipeline
 from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
 
@@ -99,6 +111,8 @@ def train_and_evaluate(config, workdir, command: str | None = None) -> dict:
 
     # Data: host arrays, moved to the device once.
     ds = data.build(config.data)
+    if config.teacher:  # the labels trained on: a teacher's answers, never the wrong label
+        ds = dataclasses.replace(ds, labels=teacher.labels(config.teacher, ds.images, ds.labels))
     train_idx, val_idx = _splits(len(ds.labels), config)
     # Before anything compiles: one line with the numbers if it won't fit.
     memory_estimate.check_fits(

@@ -62,7 +62,9 @@ def group_of(config: dict) -> str:
     """Which comparison a run belongs to, from what it trained on and how."""
     data = config["data"]["name"]
     if data == "mislabeled":
-        return "complementary" if config["task"] == "complementary" else "mislabeled"
+        # a student of a complementary run (config.teacher) learns from the wrong labels too
+        learns = config["task"] == "complementary" or config.get("teacher")
+        return "complementary" if learns else "mislabeled"
     return "digitsum" if data == "digitsum" else "other"
 
 
@@ -173,10 +175,14 @@ def loss_name(config: dict) -> str:
     """The training loss, as a reader would name it."""
     if config["task"] == "regress":
         return "MSE"
+    if config["task"] == "classify" and config.get("teacher"):
+        return f"cross-entropy on {pathlib.PurePath(config['teacher']).name}'s answers"
     if config["task"] == "classify":
         return "cross-entropy"
     terms = config["loss"]
     name = f"{terms['complementary']} complementary loss"
     if terms.get("selftrain_threshold", 0) > 0:
         name += f" + self-training > {terms['selftrain_threshold']:g}"
+        if terms.get("selftrain_view") == "strong":
+            name += " of a strongly augmented view"
     return name

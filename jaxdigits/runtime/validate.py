@@ -11,11 +11,12 @@ bring: the type of a key's default is the type its value must have.
 import difflib
 import math
 import numbers
+import pathlib
 from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import checkpoint, data, defaults, losses, models, steps, tracking
+from jaxdigits import checkpoint, data, defaults, losses, models, output, steps, tracking
 from jaxdigits.data import fetch, pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, parallel
@@ -207,6 +208,11 @@ def _check_task(values: dict):
         _error("decodes", decodes, "must be ('argmax',) for task 'regress' (rounded outputs)")
     if weights and (len(weights) != n or min(weights) < 0):
         _error("loss.class_weights", weights, f"must be empty or {n} (num_classes) numbers >= 0")
+    teacher = values["teacher"]
+    if teacher and (task, values["data.name"]) != ("classify", "mislabeled"):
+        _error("teacher", teacher, "needs task 'classify' on data.name 'mislabeled'")
+    if teacher and not (pathlib.Path(teacher) / output.CONFIG).is_file():
+        _error("teacher", teacher, f"has no {output.CONFIG}: not a run directory or kept run")
     specs = tuple(values.get("data.extra_tests", ()))
     if specs and dataset.extra_test is None:
         having = ", ".join(repr(k) for k, d in data.DATASETS.items() if d.extra_test)
