@@ -14,6 +14,7 @@ import numpy as np
 
 from jaxdigits import checkpoint, defaults, models, steps
 from jaxdigits.data import pipeline
+from jaxdigits.runtime import xla
 
 
 def mean_probabilities(workdir, images_u8, batch_size: int = 500) -> np.ndarray:
@@ -24,7 +25,6 @@ def mean_probabilities(workdir, images_u8, batch_size: int = 500) -> np.ndarray:
     params, frozen = checkpoint.run_part(workdir, "last")
     size, mean, std = tuple(config.data.image_size), config.data.mean, config.data.std
 
-    @jax.jit
     def probs(params, batch):
         x = pipeline.preprocess(batch, size, mean, std)
 
@@ -32,7 +32,10 @@ def mean_probabilities(workdir, images_u8, batch_size: int = 500) -> np.ndarray:
             logits = model.apply({"params": steps.apply_params(p, frozen)}, x)
             return jax.nn.softmax(logits.astype(jnp.float32), -1)
 
-        return jax.vmap(one_seed)(params).mean(0)
+        # the seeds as the trainer runs them (looped on the CPU, where vmapped convs are slow)
+        return steps.over_seeds(one_seed, (0,), steps.seed_axis(config))(params).mean(0)
+
+    probs = xla.jit(probs)
 
     out = []
     for start in range(0, len(images_u8), batch_size):
