@@ -5,7 +5,7 @@ mislabeled pool from its wrong labels alone. Its answer for an image is the clas
 highest mean probability over all of its seeds (their last params), never the image's
 complementary label, which is known to be wrong. A student then trains with plain
 cross-entropy on these answers: no true label enters. (The mean over one-pixel shifts too,
-the `shifts` decode, would cost 9 forward passes per image and seed: 10 minutes on 2 cores.)
+the `shifts` decode, would cost 9 forward passes per image and seed.)
 """
 
 import jax

@@ -3,11 +3,14 @@
 No network is trained here: the confusion part is fed fake predictions.
 """
 
+import pathlib
+
 import numpy as np
 import pytest
 from helpers_data import mnist_dir
 from PIL import Image
 
+from jaxdigits import defaults
 from jaxdigits.data import image_folder, mislabeled, mnist
 from jaxdigits.report import analysis, analysis_markdown
 
@@ -175,3 +178,14 @@ def test_confusion_part_with_fake_predictions(tmp_path):
     with Image.open(tmp_path / "c.png") as img:
         assert img.format == "PNG"
     assert analysis_markdown.confusion_section([], [], {}) == []
+
+
+def test_a_student_of_a_complementary_run_counts_as_complementary(tmp_path):
+    configs = pathlib.Path(__file__).resolve().parents[1] / "configs"
+    for name in ("part3_complementary_student", "part3"):
+        (tmp_path / name).mkdir()
+        config = defaults.from_file(configs / f"{name}.py")
+        (tmp_path / name / "config.json").write_text(config.to_json())
+    assert analysis.run_config(tmp_path / "part3_complementary_student", "complementary").teacher
+    with pytest.raises(ValueError, match="not 'complementary'"):  # no teacher: a naive run
+        analysis.run_config(tmp_path / "part3", "complementary")

@@ -220,12 +220,15 @@ def _pyplot():
 def run_config(workdir, task: str):
     """A run directory's config, checked to be a mislabeled-MNIST run of `task`.
 
-    Checked before anything slow, so that a wrong directory fails at once.
+    Checked before anything slow, so that a wrong directory fails at once. A student of a
+    complementary run (config.teacher) counts as complementary: it learnt from the wrong
+    labels too, through its teacher's answers.
     """
     config = defaults.load_saved(workdir)
     if config.data.name != "mislabeled":
         raise ValueError(f"{workdir}: trained on {config.data.name!r}, not the mislabeled set")
-    if config.task != task:
+    student = task == "complementary" and config.task == "classify" and config.get("teacher")
+    if config.task != task and not student:
         raise ValueError(f"{workdir}: a run of task {config.task!r}, not {task!r}")
     return config
 
