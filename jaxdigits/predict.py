@@ -9,7 +9,9 @@
 - A mislabeled-study run (or Part 1/2's) and PATH an mnistTask3-style folder or zip
   (`<k>/<image>`) or any folder of 28x28 digit images: columns file (its path inside PATH)
   and prediction (the digit). For a complementary-label run the prediction is the true class
-  (argmax); a naive run's (cross-entropy on the wrong labels) gets argmax and argmin both.
+  (argmax); a naive run's (cross-entropy on the wrong labels) gets argmax and argmin both. A
+  run tested with the `shifts` decode also gets the argmax of the mean probabilities over
+  each image and its 8 one-pixel shifts (column prediction_shifts).
 
 Defaults: the run's first seed, and its last params, those behind the test accuracy the
 report shows (--which best: the params of the lowest validation loss). Inputs are
@@ -23,16 +25,20 @@ import pathlib
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxdigits import checkpoint, defaults, losses, models, output
+from jaxdigits import checkpoint, defaults, losses, models, output, steps
 from jaxdigits.data import DataError, digitsum, image_folder, mislabeled, pipeline
 
 
 def _decodes(config) -> tuple[str, ...]:
-    if config.task == "regress" or config.task == "complementary":
+    decodes = tuple(config.get("decodes", ("argmax",)))
+    if config.task == "regress":
         return ("argmax",)
-    return tuple(config.get("decodes", ("argmax",)))
+    if config.task == "complementary":  # argmin reads nothing from a complementary loss
+        return tuple(d for d in decodes if d != "argmin") or ("argmax",)
+    return decodes
 
 
 def outputs(config, params, images: np.ndarray) -> np.ndarray:
@@ -50,6 +56,16 @@ def outputs(config, params, images: np.ndarray) -> np.ndarray:
         padded = np.concatenate([chunk, np.repeat(chunk[-1:], pad, axis=0)]) if pad else chunk
         parts.append(np.asarray(apply(params, padded))[: len(chunk)])
     return np.concatenate(parts)
+
+
+def _read(config, params, images, out, decode) -> np.ndarray:
+    """One decode's predictions from the outputs `out` on `images` (shifts: 8 more passes,
+    as the run's own test, steps.make_eval_batch)."""
+    if decode != "shifts":
+        return np.asarray(losses.predictions(config.task, out, decode))
+    views = np.asarray(steps.one_pixel_shifts(images))
+    probs = [jax.nn.softmax(outputs(config, params, v), -1) for v in views]
+    return np.asarray(jnp.argmax(jnp.mean(jnp.stack(probs), 0), -1))
 
 
 def predict(run, data, seed=None, which="last") -> tuple[list[str], list[list], float | None]:
@@ -79,7 +95,7 @@ def predict(run, data, seed=None, which="last") -> tuple[list[str], list[list], 
         )
     images, names = image_folder.read_files(data, mislabeled.SIZE)
     out = outputs(config, params, images)
-    preds = [np.asarray(losses.predictions(config.task, out, d)) for d in decodes]
+    preds = [_read(config, params, images, out, d) for d in decodes]
     header = ["file"] + (
         ["prediction"] if len(decodes) == 1 else [f"prediction_{d}" for d in decodes]
     )

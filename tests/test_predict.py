@@ -16,9 +16,10 @@ pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _train(tmp_path_factory, name, seeds=(0,)):
+def _train(tmp_path_factory, name, seeds=(0,), decodes=None):
     cfg = defaults.from_file(ROOT / "configs" / f"{name}.py", "smoke")
     cfg.seeds, cfg.steps_per_call = seeds, 1
+    cfg.decodes = decodes or cfg.decodes
     cfg.data.limit, cfg.data.test_limit = 200, 90
     workdir = tmp_path_factory.mktemp(name)
     return workdir, trainer.train_and_evaluate(cfg, workdir)
@@ -36,7 +37,7 @@ def naive_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def complementary_run(tmp_path_factory):
-    return _train(tmp_path_factory, "part3_complementary_cnn")
+    return _train(tmp_path_factory, "part3_complementary_cnn", decodes=("argmax", "shifts"))
 
 
 def _test_split(workdir):
@@ -111,11 +112,12 @@ def test_a_complementary_run_gives_the_true_class_of_a_flat_folder(complementary
     for name in truth:  # the same images, no class folders: names alone
         (flat / name.replace("/", "_")).write_bytes((tmp_path / "byclass" / name).read_bytes())
     header, rows, _ = predict.predict(workdir, flat)
-    assert header == ["file", "prediction"]
-    got = {r[0].replace("_", "/", 1): r[1] for r in rows}
-    assert np.mean([got[n] == k for n, k in truth.items()]) == pytest.approx(
-        _per_seed(summary, 0)["test_accuracy"]
-    )
+    assert header == ["file", "prediction_argmax", "prediction_shifts"]
+    for column, key in ((1, "test_accuracy"), (2, "test_accuracy_shifts")):
+        got = {r[0].replace("_", "/", 1): r[column] for r in rows}
+        assert np.mean([got[n] == k for n, k in truth.items()]) == pytest.approx(
+            _per_seed(summary, 0)[key]
+        )
 
 
 def test_bad_input_is_one_line_and_no_file(naive_run, digitsum_run, tmp_path):
