@@ -25,7 +25,6 @@ import pathlib
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxdigits import checkpoint, defaults, losses, models, output, steps
@@ -64,8 +63,7 @@ def _read(config, params, images, out, decode) -> np.ndarray:
     if decode != "shifts":
         return np.asarray(losses.predictions(config.task, out, decode))
     views = np.asarray(steps.one_pixel_shifts(images))
-    probs = [jax.nn.softmax(outputs(config, params, v), -1) for v in views]
-    return np.asarray(jnp.argmax(jnp.mean(jnp.stack(probs), 0), -1))
+    return np.asarray(steps.vote_over_shifts(np.stack([outputs(config, params, v) for v in views])))
 
 
 def predict(run, data, seed=None, which="last") -> tuple[list[str], list[list], float | None]:

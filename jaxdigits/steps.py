@@ -215,6 +215,12 @@ def one_pixel_shifts(images_u8):
     return jnp.stack([padded[:, y : y + h, x : x + w] for y in range(3) for x in range(3)])
 
 
+def vote_over_shifts(logits):
+    """Logits [9, B, classes] of one_pixel_shifts' views -> int32 [B]: the argmax of their mean
+    probabilities (the `shifts` decode)."""
+    return jnp.argmax(jnp.mean(jax.nn.softmax(logits, -1), 0), -1).astype(jnp.int32)
+
+
 def make_eval_batch(model, cfg, decodes=("argmax",)):
     """The jitted program of one eval batch of every seed:
     `(params, frozen, images, labels, idx, mask, mean, std)` -> (loss sum [S], predictions).
@@ -244,8 +250,7 @@ def make_eval_batch(model, cfg, decodes=("argmax",)):
                 return losses.predictions(cfg.task, out, decode)
             views = one_pixel_shifts(images[idx])
             logits = forward(views.reshape(-1, *views.shape[2:]))
-            probs = jax.nn.softmax(logits.reshape(*views.shape[:2], -1), -1)
-            return jnp.argmax(jnp.mean(probs, 0), -1).astype(jnp.int32)
+            return vote_over_shifts(logits.reshape(*views.shape[:2], -1))
 
         return loss, tuple(read(d) for d in decodes)
 
