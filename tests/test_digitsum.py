@@ -119,6 +119,25 @@ def test_compose_places_each_digit_in_its_quarter():
         assert (quarter > 0).sum() == 3 * 15 * 5  # the whole digit, nothing cut off
 
 
+def test_paste_is_a_per_canvas_maximum_with_edges_cut():
+    """Against pasting canvas by canvas: overlapping boxes combine by maximum, and a box over
+    either edge loses its columns off the canvas."""
+    rng = np.random.default_rng(0)
+    n, k, h, w = 40, 5, 28, 28
+    digits = rng.integers(0, 256, (n, k, h, w), dtype=np.uint8)
+    dx = rng.integers(-w + 1, digitsum.WIDTH, (n, k))  # some boxes off the left or right edge
+    dy = rng.integers(0, digitsum.HEIGHT - h + 1, (n, k))
+    dx[:3], dy[:3] = 60, 5  # and a few canvases with all five at one place
+    expected = np.zeros((n, digitsum.HEIGHT, digitsum.WIDTH + 2 * w), np.uint8)
+    for i in range(n):
+        for j in range(k):
+            box = expected[i, dy[i, j] : dy[i, j] + h, w + dx[i, j] : w + dx[i, j] + w]
+            np.maximum(box, digits[i, j], out=box)
+    got = digitsum._paste(digits, dx, dy)
+    np.testing.assert_array_equal(got, expected[:, :, w : w + digitsum.WIDTH])
+    np.testing.assert_array_equal(got[0, 5:33, 60:88], digits[0].max(0))
+
+
 # -- build ------------------------------------------------------------------------------
 
 

@@ -37,11 +37,16 @@ def _paste(digits: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     right edge are cut (only blank ones do: the placements keep the ink on the canvas)."""
     n, k, h, w = digits.shape
     canvas = np.zeros((n, HEIGHT, WIDTH + 2 * w), np.uint8)  # a digit's width spare each side
-    rows = np.arange(n)[:, None, None]
     for j in range(k):
-        ys = dy[:, j, None, None] + np.arange(h)[None, :, None]
-        xs = w + dx[:, j, None, None] + np.arange(w)[None, None, :]
-        canvas[rows, ys, xs] = np.maximum(canvas[rows, ys, xs], digits[:, j])
+        # The canvases whose j-th digit sits at one (x, y) are pasted with one slice: a few
+        # hundred slices per digit, against a gather of every pixel (5 times slower).
+        xs, ys = w + dx[:, j], dy[:, j]
+        at = np.argsort(xs * HEIGHT + ys, kind="stable")
+        ends = np.flatnonzero(np.diff(xs[at] * HEIGHT + ys[at])) + 1
+        for group in np.split(at, ends):
+            x, y = xs[group[0]], ys[group[0]]
+            box = (group, slice(y, y + h), slice(x, x + w))
+            canvas[box] = np.maximum(canvas[box], digits[group, j])
     return canvas[:, :, w : w + WIDTH]
 
 
