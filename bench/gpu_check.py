@@ -7,7 +7,7 @@
 unless JAX runs on a GPU (with --dry-run: on the CPU), so that a silent CPU fallback never
 writes a "GPU" file. `smoke` trains the digit-sum regressor's smoke config twice, the seeds
 vmapped and looped, and exits 1 unless each seed's params and test accuracy agree (--toy:
-on a sixth of its images, two steps, for the dry run).
+on 40 of its canvases, two steps of 16, for the dry run).
 """
 
 import contextlib
@@ -90,8 +90,9 @@ def smoke(path: str, toy: bool = False) -> int:
     for axis in ("vmap", "loop"):
         cfg = defaults.from_file(ROOT / "configs" / "digitsum_regressor.py", "smoke")
         cfg.seed_axis = axis
-        if toy:  # 128 train canvases: two steps of 64 in one call; 64 test canvases
-            cfg.data.limit, cfg.data.test_limit, cfg.steps_per_call = 160, 64, -1
+        if toy:  # 32 train canvases: two steps of 16 in one call; 16 test canvases
+            cfg.data.limit, cfg.data.test_limit, cfg.steps_per_call = 40, 16, -1
+            cfg.batch_size = cfg.eval_batch_size = 16
         with tempfile.TemporaryDirectory() as workdir:
             t0 = time.perf_counter()
             with contextlib.redirect_stdout(io.StringIO()):
