@@ -1,5 +1,5 @@
 """Test defaults: MNIST from $JAXDIGITS_DATA_DIR, else the shared copy beside the repo; JAX's
-compilation cache on; XLA:CPU's code generation at LLVM -O1."""
+compilation cache on."""
 
 import os
 import pathlib
@@ -8,13 +8,6 @@ SHARED_MNIST = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" /
 
 if not os.environ.get("JAXDIGITS_DATA_DIR") and SHARED_MNIST.is_dir():
     os.environ["JAXDIGITS_DATA_DIR"] = str(SHARED_MNIST)
-
-# Compiling is most of a cold run of the suite, whose programs run on tiny batches: LLVM at -O1
-# instead of XLA's -O3 compiles them a third faster and runs them about as fast (docs/speed.md).
-# Set before JAX starts its backend; the subprocesses of the tests inherit it.
-O1 = "--xla_backend_optimization_level=1"
-if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {O1}".strip()
 
 # Compiled programs are cached on disk (jaxdigits/runtime/compile_cache.py), as for the trainer: the
 # suite compiles the same smoke programs many times, and a second run reads them back.

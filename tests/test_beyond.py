@@ -186,8 +186,10 @@ def test_sum_centres_reads_the_digits_at_its_most_likely_centres():
     model = models.get("sum_centres", num_classes=47)
     x = jnp.asarray(np.random.default_rng(5).random((2, 40, 168, 1)), jnp.float32)
     params = jax.jit(model.init)(jax.random.PRNGKey(0), x)["params"]
-    digits = model.apply({"params": params}, x, method="digits")
-    centre, logits = model.apply({"params": params}, x, method="readings")
+    digits = jax.jit(functools.partial(model.apply, method="digits"))({"params": params}, x)
+    centre, logits = jax.jit(functools.partial(model.apply, method="readings"))(
+        {"params": params}, x
+    )
     assert digits.shape == (2, 4, 10)
     weights = centre + jax.nn.log_softmax(logits).max(-1)
     cols = sum_centres.best_centres(weights, 4, 3)

@@ -71,7 +71,8 @@ def test_forward_matches_torch(case, seed, vgg_reference):
     x, _ = _batch(seed)
     with torch.no_grad():
         expected = ref(torch.from_numpy(x)).numpy()
-    got = models.get(name, num_classes=outputs).apply(to_flax(ref.state_dict()), _nhwc(x))
+    apply = jax.jit(models.get(name, num_classes=outputs).apply)  # one program, not op by op
+    got = apply(to_flax(ref.state_dict()), _nhwc(x))
     assert got.shape == expected.shape == (4, outputs)
     scale = np.abs(expected).max()
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5 * max(scale, 1))
@@ -125,7 +126,7 @@ def test_one_adam_step_moves_parameters_as_torch(case, vgg_reference):
         out = model.apply({"params": steps.apply_params(p, frozen)}, _nhwc(x))
         return losses.task_loss(task, out, jnp.asarray(y))
 
-    loss_j, grads = jax.value_and_grad(loss_fn)(params)
+    loss_j, grads = jax.jit(jax.value_and_grad(loss_fn))(params)  # one program, not op by op
     np.testing.assert_allclose(float(loss_j), loss.item(), rtol=1e-5)
     flat_g = dict(jax.tree_util.tree_leaves_with_path(torch_grads))
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
@@ -158,8 +159,11 @@ def test_adaptive_avg_pool_matches_torch(shape):
 @pytest.mark.slow
 def test_a_40x168_input_reaches_the_pool_as_1x5():
     x = jnp.zeros((1, 40, 168, 3))
-    variables = vgg.VGG11Features().init(jax.random.PRNGKey(0), x)
-    assert vgg.VGG11Features().apply(variables, x).shape == (1, 1, 5, 512)
+    model = vgg.VGG11Features()
+    # the shapes alone: traced, nothing computed
+    out, variables = jax.eval_shape(lambda x: model.init_with_output(jax.random.PRNGKey(0), x), x)
+    assert out.shape == (1, 1, 5, 512)
+    assert jax.eval_shape(model.apply, variables, x).shape == (1, 1, 5, 512)
 
 
 @pytest.mark.parametrize("shape", [(2, 40, 168, 3), (3, 9, 13, 2), (1, 1, 5, 4)])

@@ -45,6 +45,7 @@ def test_shifts_decode_is_the_argmax_of_the_mean_probabilities():
     for s in range(2):
         one = jax.tree.map(lambda p, s=s: p[s], params)
 
+        @jax.jit  # one program, not op by op
         def probs(x, one=one):
             x = pipeline.preprocess(x, (28, 28), 33.0, 78.0)
             return jax.nn.softmax(model.apply({"params": one}, x), -1)

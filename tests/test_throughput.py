@@ -119,8 +119,7 @@ def test_two_devices_split_the_batch_or_say_why_not(tmp_path):
     """The script as a user runs it, on two host devices: the data-parallel modes run, and a
     batch that does not split over the devices is reported, not fatal. Later runs of the same
     day merge into the file."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
-    env = {**os.environ, "XLA_FLAGS": flags.strip()}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     common = ["--networks=sum_cnn_regressor", "--steps=1", "--repeats=1", "--precisions=f32"]
     common += ["--torch-modes=eager", "--end-to-end=none", f"--out={tmp_path}"]
     common += ["--jax-modes=dp_jit"]
