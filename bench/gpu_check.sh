@@ -97,8 +97,9 @@ step smoke 20 "$py" bench/gpu_check.py smoke "$out/smoke.json" ${toy[@]+"${toy[@
 # every step and JAX's fused steps.
 bench=("$py" bench/throughput.py --out "$out" --end-to-end none)
 if ((dry)); then
-  # Toy sizes; bf16 on the first network only (each precision compiles its own programs).
-  bench+=(--batch-sizes 2 --precisions f32 --steps 1 --repeats 1)
+  # Toy sizes, a toy VGG head; bf16 on the first network only (each precision compiles its
+  # own programs).
+  bench+=(--batch-sizes 2 --precisions f32 --steps 1 --repeats 1 --vgg-head 32,8)
   nets=(sum_cnn_regressor five_conv sum_cnn_classifier vgg_regressor)
   first_precisions=(--precisions f32,bf16)
   compiled=(sum_cnn_regressor)

@@ -23,10 +23,13 @@ class Network:
     config_file: str  # under configs/
     torch_class: str  # in bench.torch_models
     port: str  # the function of jaxdigits.models.port that maps its weights
+    changes: tuple = ()  # (key, value) pairs over the config: e.g. a toy VGG head for dry runs
 
     def config(self):
-        """The experiment config this network trains with (configs/<file>)."""
-        return defaults.from_file(ROOT / "configs" / self.config_file)
+        """The experiment config this network trains with (configs/<file>), with `changes`."""
+        cfg = defaults.from_file(ROOT / "configs" / self.config_file)
+        cfg.update_from_flattened_dict(dict(self.changes))
+        return cfg
 
     def models(self, seed: int = 0):
         """(flax module, its params, torch module): the same weights in both, torch's init."""
@@ -37,6 +40,8 @@ class Network:
         cfg = self.config()
         torch.manual_seed(seed)
         kwargs = {"num_classes": cfg.num_classes} if self.torch_class == "SumCNNTorch" else {}
+        if self.torch_class == "VGGRegressorTorch":
+            kwargs["head"] = tuple(cfg.vgg_head)  # the config's head in both frameworks
         torch_model = getattr(torch_models, self.torch_class)(**kwargs)
         params = getattr(port, self.port)(torch_model.state_dict())["params"]
         return models.build(cfg), params, torch_model

@@ -53,6 +53,7 @@ def test_dry_run_runs_every_step_at_toy_sizes(tmp_path):
     [results] = [p for p in out.glob("*.json") if p.name not in ("smoke.json", "environment.json")]
     data = json.loads(results.read_text())
     rows = data["throughput"]
+    assert data["settings"]["vgg_head"] == [32, 8]  # the toy head, recorded with the figures
     assert {r["network"] for r in rows} == set(networks)
     assert {(r["precision"]) for r in rows} == {"f32", "bf16"}
     timed = {(r["framework"], r["mode"]) for r in rows if r.get("images_per_s")}

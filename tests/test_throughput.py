@@ -4,6 +4,7 @@
 Its whole runs: test_end_to_end.py; its results files as markdown: test_results_markdown.py.
 """
 
+import dataclasses
 import json
 import os
 import pathlib
@@ -171,6 +172,23 @@ def test_bad_arguments_exit_with_usage(bad, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_a_vgg_head_change_reaches_both_frameworks():
+    """--vgg-head (the GPU check's dry run): both models get the head, with the same weights."""
+    assert throughput.parse_args(["--vgg-head", "32,8"]).vgg_head == (32, 8)
+    net = dataclasses.replace(networks.NETWORKS["vgg_regressor"], changes=(("vgg_head", (32, 8)),))
+    model, params, torch_model = net.models()
+    assert params["fc1"]["kernel"].shape == (512 * 7 * 7, 32)
+    assert params["fc2"]["kernel"].shape == (32, 8) and params["fc3"]["kernel"].shape == (8, 1)
+    assert [m.out_features for m in torch_model.head if hasattr(m, "out_features")] == [32, 8, 1]
+    x, _ = networks.batches(net.config(), 2, 1)
+    torch_model.eval()
+    with torch_bench.torch.no_grad():
+        expected = torch_model(torch_bench.torch.from_numpy(x[0]).permute(0, 3, 1, 2)).numpy()
+    got = jax.jit(model.apply)({"params": params}, x[0])
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_compile_mode_trains_as_eager_and_fails_on_a_recompile():
     """torch.compile (the only compile of this file but one, the smallest network and batch):
     two steps end where eager's end; a second call compiles nothing; a call that would
