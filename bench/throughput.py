@@ -129,6 +129,8 @@ def parse_args(argv=None):
     counts = (*args.batch_sizes, args.repeats, args.steps, args.end_to_end_epochs)
     if any(n is not None and n < 1 for n in counts):
         p.error("--batch-sizes, --repeats, --steps and --end-to-end-epochs must be positive")
+    if args.vgg_head and (len(args.vgg_head) != 2 or min(args.vgg_head) < 1):
+        p.error(f"--vgg-head: two positive sizes H1,H2, not {','.join(map(str, args.vgg_head))}")
     if args.end_to_end == "auto":
         args.end_to_end = "quick" if args.quick else "full"
     return args

@@ -163,6 +163,8 @@ def test_an_unusable_out_stops_the_bench_before_it_runs(tmp_path, capsys):
         "--torch-modes=jit",
         "--end-to-end-epochs=0",
         "--end-to-end-runs=part9",
+        "--vgg-head=32",
+        "--vgg-head=32,0",
     ],
 )
 def test_bad_arguments_exit_with_usage(bad, capsys):
@@ -171,7 +173,6 @@ def test_bad_arguments_exit_with_usage(bad, capsys):
     assert "error" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_a_vgg_head_change_reaches_both_frameworks():
     """--vgg-head (the GPU check's dry run): both models get the head, with the same weights."""
@@ -189,6 +190,7 @@ def test_a_vgg_head_change_reaches_both_frameworks():
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_compile_mode_trains_as_eager_and_fails_on_a_recompile():
     """torch.compile (the only compile of this file but one, the smallest network and batch):
     two steps end where eager's end; a second call compiles nothing; a call that would
