@@ -103,6 +103,12 @@ def init_params(model, key, image_size):
     return model.init({"params": key}, jnp.zeros((1, *image_size, 1)), train=False)["params"]
 
 
+def init_seeds(model, keys, image_size):
+    """Every seed's fresh params [S, ...] from keys [S, 2], as one program (xla.jit_once): op by
+    op, the initialisers compile a hundred small programs (seconds)."""
+    return xla.jit_once(jax.vmap(lambda k: init_params(model, k, image_size)))(keys)
+
+
 def _inputs(key, images_u8, cfg):
     """uint8 batch -> normalised float input, randomly shifted (config.data.shift), closed up
     (config.data.squeeze) and with Part 1's augmentation when enabled."""

@@ -24,7 +24,7 @@ from jaxdigits import (
     tracking,
 )
 from jaxdigits.data import pipeline
-from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate, xla
+from jaxdigits.runtime import interrupt, memory_estimate, parallel, validate
 
 # Keys a resumed run may change: extending a run by more epochs, logging it, or reading its
 # test predictions another way (a finished run re-tests). Models add theirs
@@ -68,9 +68,8 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
     """(per-seed trainable params, frozen params): fresh (torch-style init; the frozen
     subtrees, models.Model.frozen, one copy from `pretrained`), or another run's best params. A
     resuming run restores its own, so it needs only the shapes."""
-    # One program: run op by op, the initialisers compile a hundred small programs (seconds).
-    init = xla.jit_once(jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size)))
-    fresh = init(jnp.stack([jax.random.PRNGKey(s) for s in config.seeds]))
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
+    fresh = steps.init_seeds(model, keys, config.data.image_size)
     fresh, frozen = models.split_frozen(config.model, fresh)
     # Without the pretrained parts (a resuming run), seed 0's init gives their shapes.
     frozen = {

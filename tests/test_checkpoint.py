@@ -265,9 +265,7 @@ def test_nan_skip_then_stop_keeps_the_last_good_checkpoint(tmp_path):
     # every step undone: the params are still the initial ones (as trainer._init_params)
     model = models.build(config)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
-    # jitted, as the trainer's: one program (op by op, a hundred small ones: seconds)
-    init = jax.jit(jax.vmap(lambda k: steps.init_params(model, k, config.data.image_size)))
-    initial = init(keys)
+    initial = steps.init_seeds(model, keys, config.data.image_size)
     train = checkpoint.restore_latest(tmp_path)["train"]
     assert_same_tree(jax.tree.map(np.asarray, initial), train["params"])
     leaves = jax.tree_util.tree_leaves_with_path(train["opt_state"])

@@ -11,6 +11,8 @@ import jax
 import pytest
 from helpers_data import NEEDS_MNIST
 
+from jaxdigits.runtime import compile_cache
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "gpu_check.sh"
 pytestmark = [pytest.mark.slow, NEEDS_MNIST]
@@ -18,8 +20,14 @@ pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 def _run(*args, timeout, cwd=ROOT):
     # Its own time budget (about 3 minutes for a dry run) is lifted: a slow or busy machine
-    # would skip steps; how long it takes is measured, not tested.
-    env = dict(os.environ, GPU_CHECK_SECONDS=str(timeout))
+    # would skip steps; how long it takes is measured, not tested. Its programs go to the
+    # suite's compilation cache, where the bench tests' toy programs are, not to a cold one.
+    cache = compile_cache.resolve()
+    env = dict(
+        os.environ,
+        GPU_CHECK_SECONDS=str(timeout),
+        JAXDIGITS_COMPILATION_CACHE=str(cache) if cache else "off",
+    )
     return subprocess.run(
         ["bash", str(SCRIPT), *map(str, args)],
         cwd=cwd,

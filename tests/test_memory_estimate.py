@@ -41,8 +41,7 @@ def test_state_bytes_equal_the_real_initialised_state(name):
     model = models.build(c)
     tx = steps.make_optimizer(c, n_train // c.batch_size)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in c.seeds])
-    init = jax.vmap(lambda k: steps.init_params(model, k, c.data.image_size))
-    params = jax.jit(init)(keys)  # one program: op by op takes longer
+    params = steps.init_seeds(model, keys, c.data.image_size)
     params, frozen = models.split_frozen(c.model, params)
     opt_state = jax.jit(jax.vmap(tx.init))(params)
     n = len(c.seeds)

@@ -32,9 +32,8 @@ def test_shifts_decode_is_the_argmax_of_the_mean_probabilities():
     config = defaults.from_file(ROOT / "configs" / "part3_complementary_cnn.py", "smoke")
     config.seeds = (0, 1)
     model = models.build(config)
-    params = jax.vmap(lambda k: steps.init_params(model, k, (28, 28)))(
-        jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
-    )
+    keys = jnp.stack([jax.random.PRNGKey(0), jax.random.PRNGKey(1)])
+    params = steps.init_seeds(model, keys, (28, 28))
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (40, 28, 28)), jnp.uint8)
     labels = jnp.asarray(rng.integers(0, 10, 40), jnp.int32)
@@ -66,7 +65,8 @@ def test_a_strong_view_step_pushes_the_augmented_view_towards_the_training_views
     config.loss.selftrain_threshold = 0.2  # random weights: some predictions pass it
     config.data.shift = 0
     model = models.build(config)
-    params = steps.init_params(model, jax.random.PRNGKey(0), (28, 28))
+    params = steps.init_seeds(model, jax.random.PRNGKey(0)[None], (28, 28))
+    params = jax.tree.map(lambda p: p[0], params)  # one seed
     rng = np.random.default_rng(0)
     images = jnp.asarray(rng.integers(0, 256, (16, 28, 28)), jnp.uint8)
     labels = jnp.asarray(rng.integers(0, 10, 16), jnp.int32)

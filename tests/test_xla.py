@@ -77,7 +77,6 @@ class _Initialisers(nn.Module):
     def __call__(self, x, train=False):
         x = layers.conv(8, (3, 3), 1)(x)  # torch's uniform
         x = nn.Conv(16, (3, 3), **layers.HE_INIT)(x)
-        x = layers.dense(10, 16)(x)
         return nn.Dense(4, kernel_init=nn.initializers.truncated_normal(0.02))(x)
 
 
