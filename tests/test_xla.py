@@ -80,6 +80,7 @@ class _Initialisers(nn.Module):
         return nn.Dense(4, kernel_init=nn.initializers.truncated_normal(0.02))(x)
 
 
+@pytest.mark.slow  # two compiles of threefry: seconds on a cold cache
 def test_a_program_run_once_initialises_the_same_bits_as_jit():
     """jit_once compiles at a lower LLVM level: the initial params must not move by an ulp
     (at -O0 they do), or runs would not repeat those made before."""
