@@ -17,23 +17,27 @@ compile_cache.setup()
 
 # The longest files first: with the suite split over two processes a file at a time
 # (pyproject's addopts), a long file started last would run on alone at the end.
-FIRST = (  # by their summed test time, longest first
+FIRST = (  # by their summed test time in a cold run (docs/speed.md, 2026-12-03), longest first
     "test_gpu_check",
+    "test_beyond",
     "test_digitsum_train",
+    "test_interrupt",
+    "test_checkpoint",
+    "test_throughput",
+    "test_tracking",
+    "test_losses",
     "test_digitsum_models",
+    "test_epochs",
+    "test_trainer",
+    "test_predict",
     "test_pipeline",
     "test_parallel",
-    "test_checkpoint",
-    "test_interrupt",
-    "test_throughput",
-    "test_predict",
-    "test_beyond",
+    "test_steps",
+    "test_teacher",
     "test_end_to_end",
-    "test_trainer",
-    "test_tracking",
-    "test_epochs",
-    "test_losses",
-    "test_five_conv",
+    "test_packaging",
+    "test_dropout",
+    "test_fetch",
 )
 
 
