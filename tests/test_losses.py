@@ -11,6 +11,7 @@ import pytest
 from jaxdigits import losses
 
 K = 10
+CORRECTIONS = ("ure", "nn", "ga")
 
 
 def _logits(n=32, seed=0, scale=3.0):
@@ -24,10 +25,10 @@ def _comp(true, seed=0):
 
 def test_forward_loss_is_minus_log_one_minus_p():
     logits = _logits()
-    comp = jnp.arange(32) % K
-    p = jax.nn.softmax(logits)[jnp.arange(32), comp]
+    comp = np.arange(32) % K
+    p = np.asarray(jax.nn.softmax(logits))[np.arange(32), comp]
     np.testing.assert_allclose(
-        losses.complementary_forward(logits, comp), jnp.mean(-jnp.log1p(-p)), rtol=1e-5
+        jax.jit(losses.complementary_forward)(logits, comp), np.mean(-np.log1p(-p)), rtol=1e-5
     )
 
 
@@ -72,19 +73,22 @@ def test_corrections_on_negative_partial_risks():
     """A network that is sure of the complementary labels overfits: some R_k < 0."""
     comp = jnp.arange(20) % K
     logits = -5.0 * jax.nn.one_hot(comp, K) + 0.1 * _logits(n=20)
-    risks = losses.class_risks(logits, comp)
+
+    @jax.jit  # one program: op by op, each primitive compiles on its own (seconds, cold)
+    def values(logits):
+        ure, nn_, ga = (losses.complementary_ure(logits, comp, correction=c) for c in CORRECTIONS)
+        grad = jax.grad(losses.complementary_ure)(logits, comp, correction="ga")
+        after = losses.class_risks(logits - 0.1 * grad, comp)
+        return losses.class_risks(logits, comp), ure, nn_, ga, after
+
+    risks, ure, nn_, ga, after = map(np.asarray, values(logits))
     assert np.all(risks < 0)
-    ure = losses.complementary_ure(logits, comp, correction="ure")
-    nn_ = losses.complementary_ure(logits, comp, correction="nn")
-    ga = losses.complementary_ure(logits, comp, correction="ga")
-    np.testing.assert_allclose(ure, jnp.sum(risks), rtol=1e-6)
-    np.testing.assert_allclose(nn_, jnp.sum(jnp.maximum(risks, 0)), rtol=1e-6)
-    np.testing.assert_allclose(ga, -jnp.sum(jnp.minimum(risks, 0)), rtol=1e-6)
+    np.testing.assert_allclose(ure, np.sum(risks), rtol=1e-6)
+    np.testing.assert_allclose(nn_, np.sum(np.maximum(risks, 0)), rtol=1e-6)
+    np.testing.assert_allclose(ga, -np.sum(np.minimum(risks, 0)), rtol=1e-6)
     assert nn_ > ure
     # gradient ascent: a small step against the "ga" gradient raises the negative risks
-    grad = jax.grad(losses.complementary_ure)(logits, comp, correction="ga")
-    after = losses.class_risks(logits - 0.1 * grad, comp)
-    assert np.all(np.asarray(after)[np.asarray(risks) < 0] > np.asarray(risks)[risks < 0])
+    assert np.all(after[risks < 0] > risks[risks < 0])
 
 
 def test_ga_is_the_plain_estimate_when_no_risk_is_negative():
@@ -160,12 +164,17 @@ def test_self_training_on_another_view_takes_its_targets_from_the_first():
     logits = jnp.array([[9.0, 0, 0], [0.1, 0, 0]])
     student = jnp.array([[0.0, 2.0, 0], [5.0, 0, 0]])
     comp = jnp.array([2, 1])
-    value = losses.self_training(logits, comp, 0.9, student_logits=student)
-    expected = optax.softmax_cross_entropy_with_integer_labels(student[:1], jnp.array([0]))[0]
+
+    def loss(t, s):
+        return losses.self_training(t, comp, 0.9, student_logits=s)
+
+    @jax.jit  # one program: op by op, each primitive compiles on its own (seconds, cold)
+    def values(logits, student):
+        expected = optax.softmax_cross_entropy_with_integer_labels(student[:1], jnp.array([0]))
+        return loss(logits, student), expected[0], jax.grad(loss, argnums=(0, 1))(logits, student)
+
+    value, expected, (g_teacher, g_student) = values(logits, student)
     np.testing.assert_allclose(value, expected / 2, rtol=1e-6)
-    g_teacher, g_student = jax.grad(
-        lambda t, s: losses.self_training(t, comp, 0.9, student_logits=s), argnums=(0, 1)
-    )(logits, student)
     assert np.all(np.asarray(g_teacher) == 0)  # the pseudo-labels are not differentiated
     assert np.all(np.asarray(g_student[1]) == 0) and np.any(np.asarray(g_student[0]) != 0)
 
