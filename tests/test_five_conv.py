@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="parity needs the torch extra (pip install -e .[dev])")
 
 from bench.torch_models import FiveConvTorch  # noqa: E402
-from jaxdigits import losses, models  # noqa: E402
+from jaxdigits import losses, models, steps  # noqa: E402
 from jaxdigits.models import port  # noqa: E402
 
 WEIGHTS = (2.0, 2.0, 1.0, 1.0, 1.0, 2.0, 1.0, 1.0, 1.0, 1.0)
@@ -71,7 +71,8 @@ def test_gradients_of_weighted_loss_match_torch():
 
 def test_init_matches_torch_distribution():
     """Torch-style init: weights and biases U(-b, b), b = 1/sqrt(fan_in), as torch draws them."""
-    params = init(jax.random.PRNGKey(0), jnp.zeros((1, 90, 120, 1)), train=False)["params"]
+    params = steps.init_seeds(MODEL, jax.random.PRNGKey(0)[None], (90, 120))  # as a run's
+    params = jax.tree.map(lambda p: p[0], params)
     ref = port.five_conv(_torch_model(0).state_dict())["params"]
     for name in params:
         fan_in = int(np.prod(params[name]["kernel"].shape[:-1]))
