@@ -11,7 +11,6 @@ import pytest
 from jaxdigits import losses
 
 K = 10
-CORRECTIONS = ("ure", "nn", "ga")
 
 
 def _logits(n=32, seed=0, scale=3.0):
@@ -76,7 +75,9 @@ def test_corrections_on_negative_partial_risks():
 
     @jax.jit  # one program: op by op, each primitive compiles on its own (seconds, cold)
     def values(logits):
-        ure, nn_, ga = (losses.complementary_ure(logits, comp, correction=c) for c in CORRECTIONS)
+        ure, nn_, ga = (
+            losses.complementary_ure(logits, comp, correction=c) for c in ("ure", "nn", "ga")
+        )
         grad = jax.grad(losses.complementary_ure)(logits, comp, correction="ga")
         after = losses.class_risks(logits - 0.1 * grad, comp)
         return losses.class_risks(logits, comp), ure, nn_, ga, after
