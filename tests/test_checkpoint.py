@@ -279,3 +279,18 @@ def test_nan_skip_then_stop_keeps_the_last_good_checkpoint(tmp_path):
     assert steps_on_disk(tmp_path) == ["1"]
     assert contents(tmp_path / checkpoint.STATE_DIR) == before
     assert len(output.read_metrics(tmp_path)) == 1
+
+
+def test_a_restored_state_is_placed_as_the_fresh_one_and_lowers_to_the_same_program(tmp_path):
+    """Arrays JAX placed itself (a fresh run's state) come back placed the same way, not pinned
+    to a device: a pinned argument lowers to another program (sharding annotations), which a
+    resumed run would compile again instead of reading the fresh run's from the cache."""
+    fresh = {"train": {"params": jnp.arange(6.0).reshape(2, 3), "step": jnp.zeros(2, jnp.int32)}}
+    ckpts = checkpoint.RunCheckpoints(tmp_path)
+    ckpts.save(1, fresh, improved=False)
+    epoch, restored = checkpoint.RunCheckpoints(tmp_path).restore_state(fresh)
+    assert epoch == 1
+    assert_same_tree(restored, fresh)
+    assert not any(x.committed for x in jax.tree.leaves(restored))
+    program = jax.jit(lambda state: jax.tree.map(lambda x: x + 1, state))
+    assert program.lower(restored).as_text() == program.lower(fresh).as_text()
