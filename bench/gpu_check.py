@@ -85,7 +85,9 @@ def smoke(path: str, toy: bool = False) -> int:
     import numpy as np
 
     from jaxdigits import checkpoint, defaults, trainer
+    from jaxdigits.runtime import compile_cache
 
+    compile_cache.setup()  # the folder gpu_check.sh names, as for its other steps
     out, params = {}, {}
     for axis in ("vmap", "loop"):
         cfg = defaults.from_file(ROOT / "configs" / "digitsum_regressor.py", "smoke")
