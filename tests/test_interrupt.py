@@ -3,12 +3,15 @@
 Every run here is a real `python -m jaxdigits.train` process (through
 tests/fault_run.py, which only picks the moment of the fault) of a small
 config: 3 epochs of 5 steps in calls of 2, 2 and 1 steps, two seeds. The
-processes share a JAX compilation cache, so only the first one compiles.
+uninterrupted reference run compiles into the suite's compilation cache; the other
+processes, killed on purpose, write a private copy of it, which already holds the
+reference's programs: none of them compiles.
 """
 
 import os
 import pathlib
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +22,7 @@ from helpers_data import NEEDS_MNIST
 from helpers_runs import assert_same_run
 
 from jaxdigits import checkpoint
+from jaxdigits.runtime import compile_cache
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ARGS = [
@@ -30,8 +34,9 @@ pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, reference):
     cache = tmp_path_factory.mktemp("jax_cache")
+    copy_finished_entries(compile_cache.resolve(), cache)
     return dict(
         os.environ,
         JAX_COMPILATION_CACHE_DIR=str(cache),
@@ -39,6 +44,21 @@ def env(tmp_path_factory):
         JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
     )
+
+
+def copy_finished_entries(source, target):
+    """Copies the entries of JAX's cache folder `source` whose writer finished them: a
+    program's time file is written after it (jaxdigits/runtime/compile_cache.py), and
+    another test process may be writing to `source` now."""
+    if source is None or not source.is_dir():
+        return
+    for written in source.glob("*-atime"):
+        program = written.with_name(written.name.removesuffix("-atime") + "-cache")
+        try:
+            shutil.copyfile(program, target / program.name)
+            shutil.copyfile(written, target / written.name)
+        except FileNotFoundError:  # evicted meanwhile, or never finished
+            (target / program.name).unlink(missing_ok=True)
 
 
 def command(workdir):
@@ -57,9 +77,10 @@ def last_line(proc) -> str:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, env):
+def reference(tmp_path_factory):
+    """The uninterrupted run, never killed: it reads and writes the suite's cache."""
     workdir = tmp_path_factory.mktemp("uninterrupted")
-    proc = run(workdir, env)
+    proc = run(workdir, os.environ)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return workdir
 
