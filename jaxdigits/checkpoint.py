@@ -119,32 +119,26 @@ def _restore(mgr: ocp.CheckpointManager, step: int, target=None):
         elif "frozen" in target and "frozen" not in mgr.item_metadata(step).tree:
             _check_older(step_dir, mgr.item_metadata(step).tree, target)
             older = {k: v for k, v in target.items() if k != "frozen"}
-            restored = _placed_like(mgr.restore(step, args=_restore_args(older)), older)
-            return {**restored, "frozen": target["frozen"]}
-        return _placed_like(mgr.restore(step, args=_restore_args(target)), target)
+            return {**_restore_like(mgr, step, older), "frozen": target["frozen"]}
+        return _restore_like(mgr, step, target)
     except OlderCheckpoint:
         raise
     except Exception as e:  # orbax and tensorstore raise many types on damaged files
         raise CheckpointError(f"{step_dir}: cannot be restored ({type(e).__name__}: {e})") from e
 
 
-def _uncommitted(x) -> bool:
-    return isinstance(x, jax.Array) and not x.committed
+def _restore_like(mgr: ocp.CheckpointManager, step: int, target):
+    """Restores `step` into `target`'s structure, each array placed as target's is.
 
-
-def _restore_args(target):
-    """Restore args for `target`: its arrays that JAX placed itself (uncommitted: a fresh
-    run's state on one device) come back as numpy, to be placed the same way (_placed_like).
-
-    Orbax restores onto an explicit sharding, and an explicitly placed argument lowers to a
-    program with sharding annotations: a resumed run compiled every program again instead
-    of reading the fresh run's from the compilation cache."""
-    as_host = lambda x: np.empty(x.shape, x.dtype) if _uncommitted(x) else x  # noqa: E731
-    return ocp.args.StandardRestore(jax.tree.map(as_host, target))
-
-
-def _placed_like(restored, target):
-    return jax.tree.map(lambda r, t: jax.device_put(r) if _uncommitted(t) else r, restored, target)
+    Orbax restores onto an explicit sharding, and an explicitly placed (committed) argument
+    lowers to a program with sharding annotations: a resumed run would compile every
+    program again instead of reading the fresh run's from the compilation cache. So the
+    arrays JAX placed itself (uncommitted: a fresh run's state on one device) come back as
+    numpy and are placed the same way; committed ones (a mesh) keep their sharding."""
+    uncommitted = lambda x: isinstance(x, jax.Array) and not x.committed  # noqa: E731
+    host = jax.tree.map(lambda x: np.empty(x.shape, x.dtype) if uncommitted(x) else x, target)
+    restored = mgr.restore(step, args=ocp.args.StandardRestore(host))
+    return jax.tree.map(lambda r, t: jax.device_put(r) if uncommitted(t) else r, restored, target)
 
 
 class OlderCheckpoint(ValueError):
