@@ -84,7 +84,7 @@ def smoke(path: str, toy: bool = False) -> int:
     import jax
     import numpy as np
 
-    from jaxdigits import checkpoint, defaults, trainer
+    from jaxdigits import defaults, saved_params, trainer
     from jaxdigits.runtime import compile_cache
 
     compile_cache.setup()  # the folder gpu_check.sh names, as for its other steps
@@ -100,7 +100,7 @@ def smoke(path: str, toy: bool = False) -> int:
             with contextlib.redirect_stdout(io.StringIO()):
                 summary = trainer.train_and_evaluate(cfg, workdir)
             out[axis] = {"wall_s": time.perf_counter() - t0, "summary": summary}
-            params[axis] = checkpoint.restore_latest(workdir)["train"]["params"]
+            params[axis] = saved_params.restore_latest(workdir)["train"]["params"]
     diffs = [
         float(np.max(np.abs(a - b)) / (np.max(np.abs(b)) or 1.0))
         for a, b in zip(

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags, logging
 
-from jaxdigits import checkpoint, data, defaults, models, output, scoring, trainer
+from jaxdigits import data, defaults, models, output, saved_params, scoring, trainer
 from jaxdigits.runtime import cli as cli_app
 from jaxdigits.runtime import compile_cache
 
@@ -41,9 +41,9 @@ def evaluate(workdir) -> dict:
     """Per-seed accuracies recomputed from the checkpoints, and summary.json's under "stored"."""
     workdir = pathlib.Path(workdir)
     config = defaults.load_saved(workdir)
-    restored = checkpoint.restore_best(workdir)
+    restored = saved_params.restore_best(workdir)
     best, frozen = restored["best_params"], restored.get("frozen", {})
-    last = checkpoint.restore_latest(workdir)["train"]["params"]
+    last = saved_params.restore_latest(workdir)["train"]["params"]
     ds = data.build(config.data)
     model = models.build(config)
     (best_acc, best_preds), (last_acc, last_preds) = scoring.test_metrics(
@@ -93,7 +93,7 @@ def add_tests(workdir, names) -> dict:
             raise ValueError(f"--add_tests: {problem}")
     if digits and not hasattr(model, "digits"):
         raise ValueError(f"--add_tests: {config.model} reads no single digits")
-    last, best, frozen = checkpoint.run_params(workdir)
+    last, best, frozen = saved_params.run_params(workdir)
     scored = config.copy_and_resolve_references()
     scored.data.extra_tests = tuple(names)
     accs = scoring.extra_test_accuracies(model, scored, last, best, frozen)

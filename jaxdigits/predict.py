@@ -27,7 +27,7 @@ import sys
 import jax
 import numpy as np
 
-from jaxdigits import checkpoint, defaults, losses, models, output, steps
+from jaxdigits import checkpoint, defaults, losses, models, output, saved_params, steps
 from jaxdigits.data import DataError, digitsum, image_folder, mislabeled, pipeline
 
 
@@ -71,7 +71,7 @@ def predict(run, data, seed=None, which="last") -> tuple[list[str], list[list], 
     run = pathlib.Path(run)
     config = defaults.load_saved(run)
     seed = config.seeds[0] if seed is None else seed
-    params = checkpoint.seed_params(run, seed, which)
+    params = saved_params.seed_params(run, seed, which)
     decodes = _decodes(config)
     if config.data.name == "digitsum":
         files, sums = digitsum.load_files(data, labels=None)

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdigits import checkpoint, defaults, models, steps
+from jaxdigits import defaults, models, saved_params, steps
 from jaxdigits.data import pipeline
 from jaxdigits.runtime import xla
 
@@ -22,7 +22,7 @@ def mean_probabilities(workdir, images_u8, batch_size: int = 500) -> np.ndarray:
     its seeds."""
     config = defaults.load_saved(workdir)
     model = models.build(config)
-    params, frozen = checkpoint.run_part(workdir, "last")
+    params, frozen = saved_params.run_part(workdir, "last")
     size, mean, std = tuple(config.data.image_size), config.data.mean, config.data.std
 
     def probs(params, batch):

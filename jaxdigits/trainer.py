@@ -18,6 +18,7 @@ from jaxdigits import (
     epochs,
     models,
     output,
+    saved_params,
     scoring,
     steps,
     teacher,
@@ -80,7 +81,7 @@ def _init_params(model, config, pretrained: dict, resuming: bool = False):
     }
     if not config.init or resuming:
         return fresh, frozen
-    source = checkpoint.source_params(config.init, config.seeds, config.init_params)
+    source = saved_params.source_params(config.init, config.seeds, config.init_params)
 
     def take(src, ref):
         if src.shape[1:] != ref.shape[1:]:

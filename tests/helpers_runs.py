@@ -5,7 +5,7 @@ import json
 import jax
 import numpy as np
 
-from jaxdigits import checkpoint, output
+from jaxdigits import output, saved_params
 
 
 def assert_same_tree(a, b):
@@ -22,7 +22,7 @@ def metric_lines(workdir) -> list[dict]:
 
 def assert_same_run(reference, workdir, summary=True):
     """Same final state (all but wall times), metric lines and (if `summary`) summary.json."""
-    a, b = checkpoint.restore_latest(reference), checkpoint.restore_latest(workdir)
+    a, b = saved_params.restore_latest(reference), saved_params.restore_latest(workdir)
     a.pop("train_seconds"), b.pop("train_seconds")
     assert_same_tree(a, b)
     assert metric_lines(workdir) == metric_lines(reference)

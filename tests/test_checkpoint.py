@@ -29,7 +29,7 @@ import pytest
 from helpers_data import NEEDS_MNIST
 from helpers_runs import assert_same_run, assert_same_tree
 
-from jaxdigits import checkpoint, defaults, evaluate, models, output, steps, trainer
+from jaxdigits import checkpoint, defaults, evaluate, models, output, saved_params, steps, trainer
 from jaxdigits.runtime import interrupt
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -142,7 +142,7 @@ def test_damaged_newest_state_is_moved_aside_and_its_epoch_retrained(
 def _rewrite_newest_state(workdir, change):
     """Saves the newest training state again as `change(state)` returns it (and its manifest):
     what an older jaxdigits wrote."""
-    tree = checkpoint.restore_latest(workdir)
+    tree = saved_params.restore_latest(workdir)
     mgr = checkpoint.manager(workdir / checkpoint.STATE_DIR, keep=2)
     step = mgr.latest_step()
     shutil.rmtree(workdir / checkpoint.STATE_DIR / str(step))
@@ -214,7 +214,7 @@ def test_damaged_best_is_named_then_rewritten_on_resume(
     assert "damaged best checkpoint, moved to" in out
     (moved,) = (workdir / checkpoint.DAMAGED_DIR).iterdir()
     assert moved.name.startswith(f"best-{step}-")
-    assert_same_tree(checkpoint.restore_best(reference), checkpoint.restore_best(workdir))
+    assert_same_tree(saved_params.restore_best(reference), saved_params.restore_best(workdir))
     assert evaluate.evaluate(workdir) == reference_eval
     assert_same_run(reference, workdir)
 
@@ -266,7 +266,7 @@ def test_nan_skip_then_stop_keeps_the_last_good_checkpoint(tmp_path):
     model = models.build(config)
     keys = jnp.stack([jax.random.PRNGKey(s) for s in config.seeds])
     initial = steps.init_seeds(model, keys, config.data.image_size)
-    train = checkpoint.restore_latest(tmp_path)["train"]
+    train = saved_params.restore_latest(tmp_path)["train"]
     assert_same_tree(jax.tree.map(np.asarray, initial), train["params"])
     leaves = jax.tree_util.tree_leaves_with_path(train["opt_state"])
     counts = [x for path, x in leaves if "count" in jax.tree_util.keystr(path)]

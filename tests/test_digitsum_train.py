@@ -8,7 +8,7 @@ import pytest
 from helpers_data import NEEDS_MNIST
 from test_trainer import load_config, params_of
 
-from jaxdigits import checkpoint, evaluate, models, output, trainer
+from jaxdigits import evaluate, models, output, saved_params, trainer
 
 pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 
@@ -75,13 +75,13 @@ def test_one_seed_restores_on_its_own(together):
     workdir, _ = together
     both = params_of(workdir)
     for which in ("best", "last"):
-        ten = checkpoint.seed_params(workdir, 10, which)
+        ten = saved_params.seed_params(workdir, 10, which)
         for a, b in zip(jax.tree.leaves(ten), jax.tree.leaves(both), strict=True):
             np.testing.assert_array_equal(a, b[1])  # one epoch: best and last are the same
     model = models.get("sum_cnn", num_classes=1)
     assert model.apply({"params": ten}, np.zeros((2, 40, 168, 1), np.float32)).shape == (2, 1)
     with pytest.raises(ValueError, match=r"seeds \[0, 10\], not 42"):
-        checkpoint.seed_params(workdir, 42)
+        saved_params.seed_params(workdir, 42)
 
 
 def test_classifier_smoke(tmp_path):
@@ -156,8 +156,8 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
         alone = trainer.train_and_evaluate(config((10,)), tmp_path / "alone")
     expected = port.vgg11_features(state)
     for restored in (
-        checkpoint.restore_best(tmp_path / "run"),
-        checkpoint.restore_latest(tmp_path / "run"),
+        saved_params.restore_best(tmp_path / "run"),
+        saved_params.restore_latest(tmp_path / "run"),
     ):
         assert "features" not in restored.get(
             "best_params", restored.get("train", {}).get("params", {})
@@ -177,7 +177,7 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
         )
     first = untrained["adapter"]["kernel"]
     assert not np.allclose(trained["adapter"]["kernel"], first)  # gradients reached it
-    assert checkpoint.seed_params(tmp_path / "run", 10)["features"]["conv0"]["kernel"].shape == (
+    assert saved_params.seed_params(tmp_path / "run", 10)["features"]["conv0"]["kernel"].shape == (
         expected["conv0"]["kernel"].shape
     )
 
@@ -186,7 +186,7 @@ def test_vgg_trains_head_and_adapter_with_features_frozen(tmp_path, monkeypatch)
     resumed_config = config((0, 10))
     resumed_config.num_epochs, resumed_config.vgg_weights = 2, str(tmp_path / "moved.pth")
     trainer.train_and_evaluate(resumed_config, tmp_path / "run")
-    frozen = checkpoint.restore_latest(tmp_path / "run")["frozen"]
+    frozen = saved_params.restore_latest(tmp_path / "run")["frozen"]
     np.testing.assert_array_equal(
         frozen["features"]["conv0"]["kernel"], expected["conv0"]["kernel"]
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers_data import NEEDS_MNIST
 
-from jaxdigits import data, defaults, predict, trainer
+from jaxdigits import data, defaults, predict, saved_params, trainer
 from jaxdigits.data import digitsum, image_folder
 
 pytestmark = [pytest.mark.slow, NEEDS_MNIST]
@@ -159,15 +159,15 @@ def test_a_kept_run_with_its_params_predicts_on_a_fresh_clone(naive_run, tmp_pat
     args += ["--out", str(tmp_path / "REPORT.md"), "--readme", ""]
     build.main([*args, "--keep", str(workdir), "--params"])
     kept = tmp_path / "kept" / workdir.name
-    assert (kept / checkpoint.PARAMS_DIR).is_dir() and not (kept / checkpoint.STATE_DIR).exists()
+    assert (kept / saved_params.PARAMS_DIR).is_dir() and not (kept / checkpoint.STATE_DIR).exists()
     for which in ("last", "best"):
         expected = predict.predict(workdir, tmp_path / "task3", which=which)
         assert predict.predict(kept, tmp_path / "task3", which=which) == expected
 
-    monkeypatch.setattr(checkpoint, "MAX_KEPT_PARAMS_BYTES", 1000)
+    monkeypatch.setattr(saved_params, "MAX_KEPT_PARAMS_BYTES", 1000)
     with pytest.raises(SystemExit, match="MiB a kept run may hold"):
         build.main([*args, "--keep", str(workdir), "--params"])
-    assert (kept / checkpoint.PARAMS_DIR).is_dir()  # the older copy is left as it was
+    assert (kept / saved_params.PARAMS_DIR).is_dir()  # the older copy is left as it was
 
 
 def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monkeypatch):
@@ -175,11 +175,11 @@ def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monk
     the new test set, per seed, and leaves the rest of summary.json as it was."""
     import json
 
-    from jaxdigits import checkpoint, evaluate, models, scoring
+    from jaxdigits import evaluate, models, scoring
     from jaxdigits.report import build
 
     workdir, summary = digitsum_run
-    monkeypatch.setattr(checkpoint, "MAX_KEPT_PARAMS_BYTES", 1 << 30)  # the regressor: 106 MiB
+    monkeypatch.setattr(saved_params, "MAX_KEPT_PARAMS_BYTES", 1 << 30)  # the regressor: 106 MiB
     args = ["--kept", str(tmp_path / "kept"), "--runs", str(tmp_path / "none")]
     args += ["--out", str(tmp_path / "REPORT.md"), "--readme", ""]
     build.main([*args, "--keep", str(workdir), "--params"])
@@ -188,7 +188,7 @@ def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monk
     added = evaluate.add_tests(kept, ["touching-4", "anywhere-3"])
     config = defaults.load_saved(workdir)
     config.data.extra_tests = ("touching-4", "anywhere-3")
-    last, best, frozen = checkpoint.run_params(workdir)
+    last, best, frozen = saved_params.run_params(workdir)
     expected = scoring.extra_test_accuracies(models.build(config), config, last, best, frozen)
     for i, record in enumerate(added["per_seed"]):
         assert record["test_accuracy"] == summary["per_seed"][i]["test_accuracy"]
@@ -209,10 +209,10 @@ def test_add_tests_scores_a_kept_run_as_its_own_run(digitsum_run, tmp_path, monk
     assert (kept / "summary.json").read_text() == before
 
     # a kept run initialises another: each seed from its own params, or refused
-    own = checkpoint.source_params(kept, (10,))
+    own = saved_params.source_params(kept, (10,))
     np.testing.assert_array_equal(jax.tree.leaves(own)[0][0], jax.tree.leaves(best)[0][1])
     with pytest.raises(ValueError, match="has 2 seeds; cannot initialise 3"):
-        checkpoint.source_params(kept, (1, 2, 3))
+        saved_params.source_params(kept, (1, 2, 3))
 
 
 def test_a_run_starts_from_the_last_or_the_best_params_of_a_kept_run(tmp_path):
@@ -220,7 +220,7 @@ def test_a_run_starts_from_the_last_or_the_best_params_of_a_kept_run(tmp_path):
     seed its own row; any other name is refused."""
     import orbax.checkpoint as ocp
 
-    from jaxdigits import checkpoint, output
+    from jaxdigits import output
 
     kept = tmp_path / "kept"
     kept.mkdir()
@@ -230,8 +230,8 @@ def test_a_run_starts_from_the_last_or_the_best_params_of_a_kept_run(tmp_path):
     rows = np.array([[1.0], [2.0]]) * np.ones((2, 3))
     tree = {"last": {"w": rows}, "best": {"w": -rows}}
     with ocp.StandardCheckpointer() as ckpt:
-        ckpt.save((kept / checkpoint.PARAMS_DIR).resolve(), tree)
-    np.testing.assert_array_equal(checkpoint.source_params(kept, (10,), "last")["w"], [[2.0] * 3])
-    np.testing.assert_array_equal(checkpoint.source_params(kept, (10, 0))["w"], -rows[::-1])
+        ckpt.save((kept / saved_params.PARAMS_DIR).resolve(), tree)
+    np.testing.assert_array_equal(saved_params.source_params(kept, (10,), "last")["w"], [[2.0] * 3])
+    np.testing.assert_array_equal(saved_params.source_params(kept, (10, 0))["w"], -rows[::-1])
     with pytest.raises(ValueError, match="which='middle': use best or last"):
-        checkpoint.source_params(kept, (10,), "middle")
+        saved_params.source_params(kept, (10,), "middle")

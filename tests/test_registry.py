@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdigits import data, defaults, evaluate, models, trainer
+from jaxdigits import data, defaults, evaluate, models, saved_params, trainer
 from jaxdigits.runtime import validate
 
 pytestmark = pytest.mark.slow  # trains
@@ -102,9 +102,8 @@ def test_a_registered_model_and_dataset_train_evaluate_and_resume(registered, tm
     result = evaluate.evaluate(tmp_path)
     assert result["test_accuracy"] == [r["test_accuracy"] for r in summary["per_seed"]]
     # the frozen projection is the one loaded, untouched by training, once for all seeds
-    from jaxdigits import checkpoint
 
-    best = checkpoint.restore_best(tmp_path)
+    best = saved_params.restore_best(tmp_path)
     kernel = 2 * np.random.default_rng(0).normal(0, 0.2, (64, 16)).astype(np.float32)
     np.testing.assert_array_equal(best["frozen"]["projection"]["kernel"], kernel)
     assert "projection" not in best["best_params"]

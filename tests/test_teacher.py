@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers_data import NEEDS_MNIST
 
-from jaxdigits import data, defaults, models, teacher, trainer
+from jaxdigits import data, defaults, models, saved_params, teacher, trainer
 from jaxdigits.data import pipeline
 from jaxdigits.report import runs
 from jaxdigits.runtime import validate
@@ -35,7 +35,7 @@ def test_answers_are_the_mean_over_seeds_never_the_wrong_label(teacher_run):
 
     config = defaults.load_saved(workdir)
     model = models.build(config)
-    last = trainer.checkpoint.restore_latest(workdir)["train"]["params"]
+    last = saved_params.restore_latest(workdir)["train"]["params"]
     x = pipeline.preprocess(images, (28, 28), config.data.mean, config.data.std)
     probs = []
     for s in range(len(config.seeds)):

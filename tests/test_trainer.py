@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers_data import NEEDS_MNIST
 
-from jaxdigits import checkpoint, defaults, evaluate, output, trainer
+from jaxdigits import checkpoint, defaults, evaluate, output, saved_params, trainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, NEEDS_MNIST]
@@ -26,7 +26,7 @@ def load_config(name, arg="smoke", **overrides):
 
 
 def params_of(workdir):
-    return checkpoint.restore_best(workdir)["best_params"]
+    return saved_params.restore_best(workdir)["best_params"]
 
 
 @pytest.fixture(scope="module")

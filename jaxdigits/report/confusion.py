@@ -3,7 +3,7 @@ split, its confusion matrix per decoding, and their figure (report.analysis writ
 
 import numpy as np
 
-from jaxdigits import defaults, output
+from jaxdigits import defaults, output, saved_params
 from jaxdigits.report.analysis_markdown import K
 
 
@@ -31,13 +31,13 @@ def predict(workdir, config, decodes, seed: int | None = None, which: str = "bes
     """
     import jax
 
-    from jaxdigits import checkpoint, data, models, scoring
+    from jaxdigits import data, models, scoring
 
     seeds = list(config.seeds)
     seed = seeds[0] if seed is None else seed
     if seed not in seeds:
         raise ValueError(f"{workdir}: trained seeds {seeds}, not {seed}")
-    last, best, frozen = checkpoint.run_params(workdir)  # a run directory or a kept run
+    last, best, frozen = saved_params.run_params(workdir)  # a run directory or a kept run
     params = best if which == "best" else last
     s = seeds.index(seed)
     params = jax.tree.map(lambda x: x[s : s + 1], params)  # keep the seed axis

@@ -13,7 +13,7 @@ import pathlib
 import shutil
 import sys
 
-from jaxdigits import checkpoint, defaults, output
+from jaxdigits import defaults, output, saved_params
 
 
 class ReportError(Exception):
@@ -119,7 +119,7 @@ KEPT_FILES = (output.CONFIG, output.SUMMARY, output.METRICS, output.TABLES, outp
 def keep(run_dir, kept_dir, params: bool = False) -> pathlib.Path:
     """Copies a finished run's small files (KEPT_FILES) into kept_dir/<its name>, replacing
     an older copy whole: a copy that fails half-way leaves the older one as it was. With
-    `params`, its last and best params too (checkpoint.save_params), for jaxdigits.predict."""
+    `params`, its last and best params too (saved_params.save_params), for jaxdigits.predict."""
     run_dir = pathlib.Path(run_dir)
     try:
         load(run_dir)
@@ -135,7 +135,7 @@ def keep(run_dir, kept_dir, params: bool = False) -> pathlib.Path:
             shutil.copyfile(run_dir / name, staging / name)
     if params:
         try:
-            checkpoint.save_params(run_dir, staging)
+            saved_params.save_params(run_dir, staging)
         except (ValueError, FileNotFoundError) as e:
             shutil.rmtree(staging)
             raise ReportError(f"{run_dir}: cannot keep its params: {e}") from None

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import ml_collections
 
-from jaxdigits import checkpoint, data, defaults, losses, models, output, steps, tracking
+from jaxdigits import data, defaults, losses, models, output, saved_params, steps, tracking
 from jaxdigits.data import fetch, pipeline
 from jaxdigits.report import originals
 from jaxdigits.runtime import interrupt, parallel
@@ -148,7 +148,7 @@ def _check_names(values: dict):
         "nonfinite": interrupt.NONFINITE,
         "parallel": parallel.PARALLEL,
         "compute_dtype": tuple(steps.COMPUTE_DTYPES),
-        "init_params": checkpoint.WHICH,
+        "init_params": saved_params.WHICH,
         "loss.selftrain_view": losses.SELFTRAIN_VIEWS,
     }
     for path, names in known.items():
