@@ -1,7 +1,7 @@
 """A trained run's predictions on a user's files, one CSV row per image.
 
     python -m jaxdigits.predict --run RUN_DIR --data PATH --out FILE.csv \
-        [--seed S] [--which last|best]
+        [--seed S] [--which last|best] [--compilation_cache DIR|off]
 
 - A digit-sum run and PATH a folder of the original's files (data0.npy..data2.npy, and
   lab0.npy..lab2.npy when known): columns file, index, prediction (the sum) and label when
@@ -29,6 +29,7 @@ import numpy as np
 
 from jaxdigits import checkpoint, defaults, losses, models, output, saved_params, steps
 from jaxdigits.data import DataError, digitsum, image_folder, mislabeled, pipeline
+from jaxdigits.runtime import compile_cache
 
 
 def _decodes(config) -> tuple[str, ...]:
@@ -109,7 +110,14 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="the CSV to write")
     parser.add_argument("--seed", type=int, default=None, help="default: the run's first seed")
     parser.add_argument("--which", choices=("last", "best"), default="last")
+    parser.add_argument(
+        "--compilation_cache",
+        default="",
+        help=f"folder of JAX's compilation cache, or 'off' (default: ${compile_cache.ENV}, "
+        f"else $JAX_COMPILATION_CACHE_DIR, else {compile_cache.default_dir()})",
+    )
     args = parser.parse_args(argv)
+    compile_cache.setup(args.compilation_cache)  # as train and evaluate: a second call reads it
     try:
         header, rows, accuracy = predict(args.run, args.data, args.seed, args.which)
         buffer = io.StringIO()

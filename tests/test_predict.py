@@ -11,6 +11,7 @@ from helpers_data import NEEDS_MNIST
 
 from jaxdigits import data, defaults, predict, saved_params, trainer
 from jaxdigits.data import digitsum, image_folder
+from jaxdigits.runtime import compile_cache
 
 pytestmark = [pytest.mark.slow, NEEDS_MNIST]
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -84,6 +85,22 @@ def _as_folder(images, labels, path):
     names = [f"img_{i}" for i in range(len(labels))]
     image_folder.write(path, images, [str(k) for k in labels], names)
     return {f"{k}/{n}.png": int(k) for k, n in zip(labels, names, strict=True)}
+
+
+def test_the_command_writes_its_programs_to_the_compilation_cache(digitsum_run, tmp_path):
+    """As train and evaluate: a second prediction on the same run reads its programs back."""
+    workdir, _ = digitsum_run
+    images, sums = _test_split(workdir)
+    digitsum.save_original(tmp_path / "files", images, sums)
+    cache = tmp_path / "cache"
+    args = ["--run", str(workdir), "--data", str(tmp_path / "files"), "--out", str(tmp_path / "p")]
+    previous = jax.config.jax_compilation_cache_dir
+    try:
+        jax.clear_caches()  # earlier tests' programs in memory: compile again, into the cache
+        predict.main([*args, "--compilation_cache", str(cache)])
+    finally:
+        compile_cache.setup(previous or "off")
+    assert list(cache.glob("*-cache")), "no program written to --compilation_cache"
 
 
 def test_a_naive_run_gives_argmax_and_argmin_on_an_mnist_task3_zip(naive_run, tmp_path):
