@@ -44,8 +44,17 @@ def seed_params(workdir: str | pathlib.Path, seed: int, which: str = "best") -> 
 
 
 def _kept(workdir: pathlib.Path) -> bool:
-    """A run kept in the repo (results/runs/<run>): its params/, no checkpoints."""
-    return not (workdir / checkpoint.STATE_DIR).is_dir() and (workdir / PARAMS_DIR).is_dir()
+    """A run kept in the repo (results/runs/<run>): its params/, no checkpoints. Raises
+    FileNotFoundError for a run directory with neither (a run kept without --params)."""
+    if (workdir / checkpoint.STATE_DIR).is_dir() or (workdir / checkpoint.BEST_DIR).is_dir():
+        return False
+    if (workdir / PARAMS_DIR).is_dir():
+        return True
+    raise FileNotFoundError(
+        f"{workdir}: no params, neither checkpoints ({checkpoint.STATE_DIR}/) nor kept params "
+        f"({PARAMS_DIR}/): a run kept with `python -m jaxdigits.report --keep RUN` holds its "
+        "params only when kept with --params; re-run its train command for them"
+    )
 
 
 def run_params(workdir: str | pathlib.Path) -> tuple[dict, dict, dict]:

@@ -142,12 +142,16 @@ def test_bad_input_is_one_line_and_no_file(naive_run, digitsum_run, tmp_path):
     out = tmp_path / "out.csv"
     (tmp_path / "big").mkdir()
     image_folder.write(tmp_path / "big", np.zeros((1, 30, 30), np.uint8), ["3"], ["a"])
+    kept = tmp_path / "kept"  # a run's small files without its params, as report --keep
+    kept.mkdir()
+    (kept / "config.json").write_bytes((workdir / "config.json").read_bytes())
     cases = [
         (["--run", str(workdir), "--data", str(tmp_path / "nothing")], "no such folder or zip"),
         (["--run", str(tmp_path), "--data", str(tmp_path / "big")], "config.json: missing"),
         (["--run", str(workdir), "--data", str(tmp_path / "big")], "3/a.png: image is 30x30"),
         (["--run", str(workdir), "--data", str(tmp_path / "big"), "--seed", "5"], "not 5"),
         (["--run", str(workdir), "--data", str(tmp_path / "none.npy")], "no such folder"),
+        (["--run", str(kept), "--data", str(tmp_path / "big")], "kept with --params"),
     ]
     for args, message in cases:
         with pytest.raises(SystemExit) as e:
