@@ -15,7 +15,7 @@ from jaxdigits.runtime import compile_cache  # noqa: E402
 
 compile_cache.setup()
 
-# The longest files first: with the suite split over worker processes a file at a time
+# The longest files first: with the suite split over two processes a file at a time
 # (pyproject's addopts), a long file started last would run on alone at the end.
 FIRST = (  # by their summed test time in a cold run (docs/speed.md, 2026-12-03), longest first
     "test_gpu_check",
