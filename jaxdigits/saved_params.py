@@ -60,13 +60,8 @@ def _kept(workdir: pathlib.Path) -> bool:
 def run_params(workdir: str | pathlib.Path) -> tuple[dict, dict, dict]:
     """(last, best, frozen) params of a run directory or a kept run: every seed's [S, ...],
     and the frozen ones once ({} for most models)."""
-    workdir = pathlib.Path(workdir)
-    if _kept(workdir):
-        restored = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())
-        return restored["last"], restored["best"], restored.get("frozen", {})
-    best = restore_best(workdir)
-    last = restore_latest(workdir)["train"]["params"]
-    return last, best["best_params"], best.get("frozen", {})
+    (last, best), frozen = _read_params(pathlib.Path(workdir), ("last", "best"))
+    return last, best, frozen
 
 
 def run_part(workdir: str | pathlib.Path, which: str) -> tuple[dict, dict]:
@@ -75,14 +70,22 @@ def run_part(workdir: str | pathlib.Path, which: str) -> tuple[dict, dict]:
     for is read from a run directory's checkpoints, and its frozen params if it has any."""
     if which not in WHICH:
         raise ValueError(f"which={which!r}: use {' or '.join(WHICH)}")
-    workdir = pathlib.Path(workdir)
+    (params,), frozen = _read_params(pathlib.Path(workdir), (which,))
+    return params, frozen
+
+
+def _read_params(workdir: pathlib.Path, which: tuple[str, ...]) -> tuple[list, dict]:
+    """([params of each of `which`], frozen) of a kept run (its params/) or a run directory
+    (its checkpoints: the best one always, for the frozen params; the latest if asked)."""
     if _kept(workdir):
-        restored = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())
-        return restored[which], restored.get("frozen", {})
+        kept = ocp.StandardCheckpointer().restore((workdir / PARAMS_DIR).resolve())
+        return [kept[w] for w in which], kept.get("frozen", {})
     best = restore_best(workdir)
-    if which == "best":
-        return best["best_params"], best.get("frozen", {})
-    return restore_latest(workdir)["train"]["params"], best.get("frozen", {})
+    params = [
+        best["best_params"] if w == "best" else restore_latest(workdir)["train"]["params"]
+        for w in which
+    ]
+    return params, best.get("frozen", {})
 
 
 def source_params(workdir: str | pathlib.Path, seeds, which: str = "best") -> dict:
@@ -109,10 +112,10 @@ def save_params(workdir, target) -> int:
     """Writes `workdir`'s last and best params (every seed; the frozen ones once) as one
     checkpoint in target/PARAMS_DIR, which seed_params reads; returns its bytes. Refuses
     runs whose params exceed MAX_KEPT_PARAMS_BYTES (the VGG features alone are 37 MB)."""
-    best = restore_best(workdir)
-    tree = {"last": restore_latest(workdir)["train"]["params"], "best": best["best_params"]}
-    if best.get("frozen"):
-        tree["frozen"] = best["frozen"]
+    (last, best), frozen = _read_params(pathlib.Path(workdir), ("last", "best"))
+    tree = {"last": last, "best": best}
+    if frozen:
+        tree["frozen"] = frozen
     size = sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree))
     if size > MAX_KEPT_PARAMS_BYTES:
         raise ValueError(
