@@ -112,7 +112,7 @@ def save_params(workdir, target) -> int:
     """Writes `workdir`'s last and best params (every seed; the frozen ones once) as one
     checkpoint in target/PARAMS_DIR, which seed_params reads; returns its bytes. Refuses
     runs whose params exceed MAX_KEPT_PARAMS_BYTES (the VGG features alone are 37 MB)."""
-    (last, best), frozen = _read_params(pathlib.Path(workdir), ("last", "best"))
+    last, best, frozen = run_params(workdir)
     tree = {"last": last, "best": best}
     if frozen:
         tree["frozen"] = frozen
